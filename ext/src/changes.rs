@@ -1,0 +1,547 @@
+//! `wavesync_changes` (and its alias `crsql_changes`): every live cell clock as a row;
+//! INSERT merges a change from another replica.
+//!
+//! SELECT reads clock rows page by page (never holding a statement between calls, so the
+//! connection can close cleanly and writes can interleave) and pushes every constraint
+//! down: `"table" = ?` picks one clock table, `pk = ?` is a point lookup, bounds on
+//! `db_version` (or on `origin_version` of this replica's own changes) walk the clock
+//! table's db_version index, and the rest are checked before a row leaves the cursor.
+
+use crate::clock::{RowClock, SENTINEL};
+use crate::error::{fail, guard, Result};
+use crate::merge::{merge, Change};
+use crate::schema::TableInfo;
+use crate::state::{Shared, SiteId, State};
+use crate::value::Val;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::vtab::{
+    sqlite3_vtab, sqlite3_vtab_cursor, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, Inserts, UpdateVTab,
+    Updates, VTab, VTabConnection, VTabCursor, VTabKind,
+};
+use rusqlite::params;
+use std::collections::VecDeque;
+use std::os::raw::c_int;
+use std::sync::Arc;
+
+pub const SCHEMA: &str = "CREATE TABLE x(\"table\" TEXT NOT NULL, pk BLOB NOT NULL, cid TEXT NOT NULL, val ANY, col_version INTEGER NOT NULL, db_version INTEGER NOT NULL, site_id BLOB, cl INTEGER NOT NULL, seq INTEGER NOT NULL, origin_version INTEGER HIDDEN)";
+
+const C_TABLE: usize = 0;
+const C_PK: usize = 1;
+const C_CID: usize = 2;
+const C_VAL: usize = 3;
+const C_COL_VERSION: usize = 4;
+const C_DB_VERSION: usize = 5;
+const C_SITE_ID: usize = 6;
+const C_CL: usize = 7;
+const C_SEQ: usize = 8;
+const C_ORIGIN_VERSION: usize = 9;
+const PAGE: i64 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Ne,
+    Is,
+    IsNot,
+}
+
+impl Op {
+    fn from_sqlite(op: IndexConstraintOp) -> Option<Op> {
+        use IndexConstraintOp::*;
+        Some(match op {
+            SQLITE_INDEX_CONSTRAINT_EQ => Op::Eq,
+            SQLITE_INDEX_CONSTRAINT_GT => Op::Gt,
+            SQLITE_INDEX_CONSTRAINT_GE => Op::Ge,
+            SQLITE_INDEX_CONSTRAINT_LT => Op::Lt,
+            SQLITE_INDEX_CONSTRAINT_LE => Op::Le,
+            SQLITE_INDEX_CONSTRAINT_NE => Op::Ne,
+            SQLITE_INDEX_CONSTRAINT_IS => Op::Is,
+            SQLITE_INDEX_CONSTRAINT_ISNOT => Op::IsNot,
+            _ => return None,
+        })
+    }
+    fn code(self) -> char {
+        match self {
+            Op::Eq => '=',
+            Op::Gt => '>',
+            Op::Ge => 'g',
+            Op::Lt => '<',
+            Op::Le => 'l',
+            Op::Ne => '!',
+            Op::Is => 'i',
+            Op::IsNot => 'n',
+        }
+    }
+    fn from_code(c: char) -> Option<Op> {
+        [Op::Eq, Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Ne, Op::Is, Op::IsNot].into_iter().find(|o| o.code() == c)
+    }
+}
+
+#[repr(C)]
+pub struct ChangesTab {
+    base: sqlite3_vtab,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ChangesTab {
+    /// xDisconnect runs at close before SQLite checks for unfinalized statements: the
+    /// statements wavesync cached on this connection must be gone by then.
+    fn drop(&mut self) {
+        if let Ok(st) = self.shared.lock() {
+            st.conn.flush_prepared_statement_cache();
+        }
+    }
+}
+
+unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
+    type Aux = Arc<Shared>;
+    type Cursor = ChangesCursor;
+
+    fn connect(_db: &mut VTabConnection, aux: Option<&Arc<Shared>>, _args: &[&[u8]]) -> Result<(String, Self)> {
+        let shared = aux.ok_or_else(|| fail("wavesync_changes: module registered without state"))?.clone();
+        Ok((SCHEMA.to_string(), ChangesTab { base: sqlite3_vtab::default(), shared }))
+    }
+
+    fn best_index(&self, info: &mut IndexInfo) -> Result<()> {
+        let mut spec = String::new();
+        let mut n = 0;
+        let (mut has_table, mut has_pk, mut has_dbv) = (false, false, false);
+        for (c, mut u) in info.constraints_and_usages() {
+            if !c.is_usable() {
+                continue;
+            }
+            let Some(op) = Op::from_sqlite(c.operator()) else { continue };
+            let col = c.column() as usize;
+            if col > C_ORIGIN_VERSION {
+                continue;
+            }
+            n += 1;
+            u.set_argv_index(n);
+            u.set_omit(false);
+            spec.push_str(&format!("{col}{};", op.code()));
+            match (col, op) {
+                (C_TABLE, Op::Eq | Op::Is) => has_table = true,
+                (C_PK, Op::Eq | Op::Is) => has_pk = true,
+                (C_DB_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
+                (C_ORIGIN_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
+                _ => {}
+            }
+        }
+        let cost = match (has_table, has_pk, has_dbv) {
+            (true, true, _) => 5.0,
+            (false, true, _) => 50.0,
+            (_, _, true) => 500.0,
+            (true, false, false) => 50_000.0,
+            _ => 1_000_000.0,
+        };
+        info.set_estimated_cost(cost);
+        info.set_estimated_rows(cost as i64);
+        info.set_idx_str(&spec);
+        Ok(())
+    }
+
+    fn open(&'vtab mut self) -> Result<ChangesCursor> {
+        Ok(ChangesCursor {
+            base: sqlite3_vtab_cursor::default(),
+            shared: self.shared.clone(),
+            scan: None,
+            buf: VecDeque::new(),
+            cur: None,
+            rowid: 0,
+        })
+    }
+}
+
+impl CreateVTab<'_> for ChangesTab {
+    const KIND: VTabKind = VTabKind::EponymousOnly;
+}
+
+fn need_int(name: &str, v: ValueRef<'_>, min: i64) -> Result<i64> {
+    match v {
+        ValueRef::Integer(i) if i >= min => Ok(i),
+        other => Err(fail(format!(
+            "wavesync_changes: {name} must be an integer >= {min} (got {})",
+            describe(other)
+        ))),
+    }
+}
+
+fn describe(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => format!("the real {f}"),
+        ValueRef::Text(t) => format!("the text '{}'", String::from_utf8_lossy(&t[..t.len().min(40)])),
+        ValueRef::Blob(b) => format!("a {}-byte blob", b.len()),
+    }
+}
+
+/// Reads and validates one inserted row; nothing is written before this succeeds.
+fn parse_change(args: &Inserts<'_>) -> Result<Change> {
+    let v: Vec<ValueRef<'_>> = args.iter().collect();
+    if v.len() < 2 + C_ORIGIN_VERSION {
+        return Err(fail("wavesync_changes: an inserted change needs the 9 columns of wavesync_changes"));
+    }
+    let col = |i: usize| v.get(2 + i).copied().unwrap_or(ValueRef::Null);
+    let table = match col(C_TABLE) {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        other => return Err(fail(format!("wavesync_changes: \"table\" must be text (got {})", describe(other)))),
+    };
+    let pk = match col(C_PK) {
+        ValueRef::Blob(b) => b.to_vec(),
+        other => return Err(fail(format!("wavesync_changes: pk must be a packed-columns blob (got {})", describe(other)))),
+    };
+    let cid = match col(C_CID) {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(-1) => "-1".to_string(),
+        other => return Err(fail(format!("wavesync_changes: cid must be a column name or '-1' (got {})", describe(other)))),
+    };
+    let site_id: SiteId = match col(C_SITE_ID) {
+        ValueRef::Blob(b) if b.len() == 16 => b.try_into().unwrap_or_default(),
+        other => return Err(fail(format!("wavesync_changes: site_id must be a 16-byte blob (got {})", describe(other)))),
+    };
+    let origin_version = match col(C_ORIGIN_VERSION) {
+        ValueRef::Null => None,
+        other => Some(need_int("origin_version", other, 0)?),
+    };
+    Ok(Change {
+        table,
+        pk,
+        cid,
+        val: Val::from_ref(col(C_VAL)),
+        col_version: need_int("col_version", col(C_COL_VERSION), 0)?,
+        db_version: need_int("db_version", col(C_DB_VERSION), 0)?,
+        site_id,
+        cl: need_int("cl", col(C_CL), 1)?,
+        seq: need_int("seq", col(C_SEQ), 0)?,
+        origin_version,
+    })
+}
+
+impl UpdateVTab<'_> for ChangesTab {
+    fn delete(&mut self, _arg: ValueRef<'_>) -> Result<()> {
+        Err(fail("wavesync_changes: DELETE is not supported; the changes table only takes INSERTs (merges)"))
+    }
+
+    fn insert(&mut self, args: &Inserts<'_>) -> Result<i64> {
+        guard("wavesync_changes insert", || {
+            let change = parse_change(args)?;
+            let mut st = self.shared.lock()?;
+            merge(&mut st, &self.shared.sync_bit, &change)?;
+            Ok(0)
+        })
+    }
+
+    fn update(&mut self, _args: &Updates<'_>) -> Result<()> {
+        Err(fail("wavesync_changes: UPDATE is not supported; the changes table only takes INSERTs (merges)"))
+    }
+}
+
+/// One row of output.
+struct ChangeRow {
+    table: Arc<TableInfo>,
+    pk: Arc<Vec<u8>>,
+    cid: u32,
+    val: Val,
+    col_version: i64,
+    db_version: i64,
+    site_id: SiteId,
+    cl: i64,
+    seq: i64,
+    origin_version: i64,
+}
+
+impl ChangeRow {
+    fn get(&self, col: usize) -> ValueRef<'_> {
+        match col {
+            C_TABLE => ValueRef::Text(self.table.name.as_bytes()),
+            C_PK => ValueRef::Blob(&self.pk),
+            C_CID => ValueRef::Text(self.table.col_name(self.cid).as_bytes()),
+            C_VAL => self.val.as_ref(),
+            C_COL_VERSION => ValueRef::Integer(self.col_version),
+            C_DB_VERSION => ValueRef::Integer(self.db_version),
+            C_SITE_ID => ValueRef::Blob(&self.site_id),
+            C_CL => ValueRef::Integer(self.cl),
+            C_SEQ => ValueRef::Integer(self.seq),
+            _ => ValueRef::Integer(self.origin_version),
+        }
+    }
+}
+
+/// Whether `have op want` may hold. Only values of the same kind are compared here;
+/// anything else is left to SQLite, which checks every constraint again (omit = false).
+fn may_match(have: ValueRef<'_>, op: Op, want: &Val) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (have, want.as_ref()) {
+        (ValueRef::Integer(a), ValueRef::Integer(b)) => a.cmp(&b),
+        (ValueRef::Text(a), ValueRef::Text(b)) | (ValueRef::Blob(a), ValueRef::Blob(b)) => a.cmp(b),
+        _ => return true,
+    };
+    match op {
+        Op::Eq | Op::Is => ord == Ordering::Equal,
+        Op::Ne | Op::IsNot => ord != Ordering::Equal,
+        Op::Gt => ord == Ordering::Greater,
+        Op::Ge => ord != Ordering::Less,
+        Op::Lt => ord == Ordering::Less,
+        Op::Le => ord != Ordering::Greater,
+    }
+}
+
+enum Walk {
+    /// Every clock row in pk order, after the last pk read.
+    All { after: Vec<u8> },
+    /// Clock rows whose newest db_version is in [lo, hi], in (db_version, pk) order.
+    Versions { lo: i64, hi: i64, after: (i64, Vec<u8>) },
+    One { pk: Vec<u8>, done: bool },
+}
+
+struct Scan {
+    cons: Vec<(usize, Op, Val)>,
+    tables: Vec<Arc<TableInfo>>,
+    table_idx: usize,
+    walk_template: WalkKind,
+    walk: Walk,
+}
+
+#[derive(Clone)]
+enum WalkKind {
+    All,
+    Versions(i64, i64),
+    One(Vec<u8>),
+}
+
+impl WalkKind {
+    fn start(&self) -> Walk {
+        match self {
+            WalkKind::All => Walk::All { after: Vec::new() },
+            WalkKind::Versions(lo, hi) => Walk::Versions { lo: *lo, hi: *hi, after: (*lo, Vec::new()) },
+            WalkKind::One(pk) => Walk::One { pk: pk.clone(), done: false },
+        }
+    }
+}
+
+#[repr(C)]
+pub struct ChangesCursor {
+    base: sqlite3_vtab_cursor,
+    shared: Arc<Shared>,
+    scan: Option<Scan>,
+    buf: VecDeque<ChangeRow>,
+    cur: Option<ChangeRow>,
+    rowid: i64,
+}
+
+fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>>, WalkKind)> {
+    let mut tables = None;
+    let mut pk = None;
+    let (mut lo, mut hi) = (0i64, i64::MAX);
+    let local = st.site_id()?;
+    let local_only = cons
+        .iter()
+        .any(|(c, op, v)| *c == C_SITE_ID && matches!(op, Op::Eq | Op::Is) && *v == Val::Blob(local.to_vec()));
+    for (col, op, v) in cons {
+        match (*col, op, v) {
+            (C_TABLE, Op::Eq | Op::Is, Val::Text(name)) => {
+                let name = String::from_utf8_lossy(name);
+                tables = Some(st.table(&name)?.into_iter().filter(|t| t.name == name).collect::<Vec<_>>());
+            }
+            (C_PK, Op::Eq | Op::Is, Val::Blob(b)) => pk = Some(b.clone()),
+            (C_DB_VERSION, _, Val::Int(x)) => narrow(&mut lo, &mut hi, *op, *x),
+            // This replica's own changes have origin_version = db_version.
+            (C_ORIGIN_VERSION, _, Val::Int(x)) if local_only => narrow(&mut lo, &mut hi, *op, *x),
+            _ => {}
+        }
+    }
+    let tables = match tables {
+        Some(t) => t,
+        None => st.tables()?,
+    };
+    let kind = match pk {
+        Some(pk) => WalkKind::One(pk),
+        None if lo > 0 || hi < i64::MAX => WalkKind::Versions(lo, hi),
+        None => WalkKind::All,
+    };
+    Ok((tables, kind))
+}
+
+fn narrow(lo: &mut i64, hi: &mut i64, op: Op, x: i64) {
+    match op {
+        Op::Eq | Op::Is => {
+            *lo = (*lo).max(x);
+            *hi = (*hi).min(x);
+        }
+        Op::Gt => *lo = (*lo).max(x.saturating_add(1)),
+        Op::Ge => *lo = (*lo).max(x),
+        Op::Lt => *hi = (*hi).min(x.saturating_sub(1)),
+        Op::Le => *hi = (*hi).min(x),
+        _ => {}
+    }
+}
+
+/// Turns one clock row into output rows (filtered), reading the base row's values once.
+fn emit(
+    st: &mut State,
+    t: &Arc<TableInfo>,
+    pk: Vec<u8>,
+    rc: RowClock,
+    cons: &[(usize, Op, Val)],
+    out: &mut VecDeque<ChangeRow>,
+) -> Result<()> {
+    let pk = Arc::new(pk);
+    let mut values: Option<Vec<Val>> = None;
+    if rc.is_live() && rc.cells.iter().any(|(cid, _)| *cid != SENTINEL) {
+        let keys = crate::pack::unpack(&pk).map_err(|e| fail(format!("wavesync: corrupt clock key: {e}")))?;
+        let mut stmt = st.conn.prepare_cached(&t.sql.select_row)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(keys.iter()))?;
+        if let Some(r) = rows.next()? {
+            values = Some((0..t.cols.len()).map(|i| r.get_ref(i).map(Val::from_ref)).collect::<Result<_, _>>()?);
+        }
+    }
+    for (cid, cell) in &rc.cells {
+        let val = if *cid == SENTINEL {
+            Val::Null
+        } else {
+            match (&values, t.cols.get(*cid as usize - 1)) {
+                (Some(v), Some(_)) => v[*cid as usize - 1].clone(),
+                _ => continue, // column no longer present, or base row missing
+            }
+        };
+        let row = ChangeRow {
+            table: t.clone(),
+            pk: pk.clone(),
+            cid: *cid,
+            val,
+            col_version: cell.col_version,
+            db_version: cell.db_version,
+            site_id: st.site_of(cell.site)?,
+            cl: rc.cl,
+            seq: cell.seq,
+            origin_version: cell.origin_version,
+        };
+        if cons.iter().all(|(c, op, v)| may_match(row.get(*c), *op, v)) {
+            out.push_back(row);
+        }
+    }
+    Ok(())
+}
+
+fn decode_clock(cl: i64, blob: &[u8]) -> Result<RowClock> {
+    RowClock::decode(cl, blob).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
+}
+
+impl ChangesCursor {
+    /// Reads clock pages until some row passes the filters or every table is done.
+    fn fill(&mut self) -> Result<()> {
+        let Some(scan) = self.scan.as_mut() else { return Ok(()) };
+        let mut st = self.shared.lock()?;
+        while self.buf.is_empty() && scan.table_idx < scan.tables.len() {
+            let t = scan.tables[scan.table_idx].clone();
+            let mut page: Vec<(Vec<u8>, RowClock, i64)> = Vec::new();
+            let exhausted = match &mut scan.walk {
+                Walk::One { pk, done } => {
+                    if !*done {
+                        if let Some(rc) = st.get_clock(&t, pk)? {
+                            page.push((pk.clone(), rc, 0));
+                        }
+                        *done = true;
+                    }
+                    true
+                }
+                Walk::All { after } => {
+                    let mut stmt = st.conn.prepare_cached(&t.sql.scan_pk)?;
+                    let mut rows = stmt.query(params![&*after, PAGE])?;
+                    while let Some(r) = rows.next()? {
+                        let pk: Vec<u8> = r.get(0)?;
+                        let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
+                        page.push((pk, rc, 0));
+                    }
+                    if let Some((pk, _, _)) = page.last() {
+                        *after = pk.clone();
+                    }
+                    (page.len() as i64) < PAGE
+                }
+                Walk::Versions { lo, hi, after } => {
+                    let mut stmt = st.conn.prepare_cached(&t.sql.scan_dbv)?;
+                    let mut rows = stmt.query(params![*lo, *hi, after.0, after.1, PAGE])?;
+                    while let Some(r) = rows.next()? {
+                        let pk: Vec<u8> = r.get(0)?;
+                        let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
+                        page.push((pk, rc, r.get(3)?));
+                    }
+                    if let Some((pk, _, dbv)) = page.last() {
+                        *after = (*dbv, pk.clone());
+                    }
+                    (page.len() as i64) < PAGE
+                }
+            };
+            let lo = match scan.walk {
+                Walk::Versions { lo, .. } => lo,
+                _ => 0,
+            };
+            for (pk, mut rc, _) in page {
+                if lo > 0 {
+                    // The index found the row by its newest cell; older cells are not news.
+                    rc.cells.retain(|(_, c)| c.db_version >= lo);
+                }
+                emit(&mut st, &t, pk, rc, &scan.cons, &mut self.buf)?;
+            }
+            if exhausted {
+                scan.table_idx += 1;
+                scan.walk = scan.walk_template.start();
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            self.fill()?;
+        }
+        self.cur = self.buf.pop_front();
+        self.rowid += 1;
+        Ok(())
+    }
+}
+
+unsafe impl VTabCursor for ChangesCursor {
+    fn filter(&mut self, _idx_num: c_int, idx_str: Option<&str>, args: &Filters<'_>) -> Result<()> {
+        guard("wavesync_changes select", || {
+            let mut cons = Vec::new();
+            for (i, item) in idx_str.unwrap_or("").split(';').filter(|s| !s.is_empty()).enumerate() {
+                let (col, op) = item.split_at(item.len() - 1);
+                let op = Op::from_code(op.chars().next().unwrap_or(' ')).ok_or_else(|| fail("wavesync_changes: bad plan"))?;
+                let col: usize = col.parse().map_err(|_| fail("wavesync_changes: bad plan"))?;
+                let val = Val::from_ref(args.iter().nth(i).unwrap_or(ValueRef::Null));
+                cons.push((col, op, val));
+            }
+            let (tables, kind) = {
+                let mut st = self.shared.lock()?;
+                plan(&mut st, &cons)?
+            };
+            self.scan = Some(Scan { cons, tables, table_idx: 0, walk: kind.start(), walk_template: kind });
+            self.buf.clear();
+            self.rowid = 0;
+            self.advance()
+        })
+    }
+
+    fn next(&mut self) -> Result<()> {
+        guard("wavesync_changes select", || self.advance())
+    }
+
+    fn eof(&self) -> bool {
+        self.cur.is_none()
+    }
+
+    fn column(&self, ctx: &mut Context, i: c_int) -> Result<()> {
+        let Some(row) = &self.cur else { return Ok(()) };
+        ctx.set_result(&ToSqlOutput::Borrowed(row.get(i as usize)))
+    }
+
+    fn rowid(&self) -> Result<i64> {
+        Ok(self.rowid)
+    }
+}

@@ -1,0 +1,220 @@
+//! The SQL functions. Each public one also answers to its cr-sqlite name (`crsql_*`).
+
+use crate::error::{fail, Result};
+use crate::state::Shared;
+use crate::value::Val;
+use crate::{local, pack, schema, vector};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::Connection;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+fn text_arg(ctx: &Context<'_>, i: usize, what: &str) -> Result<String> {
+    match ctx.get_raw(i) {
+        ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        _ => Err(fail(format!("{what}: argument {} must be text", i + 1))),
+    }
+}
+
+fn int_arg(ctx: &Context<'_>, i: usize, what: &str) -> Result<i64> {
+    match ctx.get_raw(i) {
+        ValueRef::Integer(v) => Ok(v),
+        _ => Err(fail(format!("{what}: argument {} must be an integer", i + 1))),
+    }
+}
+
+fn pack_args(ctx: &Context<'_>, from: usize, n: usize) -> Result<Vec<u8>> {
+    let vals: Vec<Val> = (from..from + n).map(|i| Val::from_ref(ctx.get_raw(i))).collect();
+    pack::pack(&vals).map_err(|e| fail(format!("wavesync: {e}")))
+}
+
+/// Registers `f` as `wavesync_<name>` and, when `compat`, as `crsql_<name>`.
+fn register<F, T>(db: &Connection, name: &str, n_arg: i32, flags: FunctionFlags, compat: bool, f: F) -> Result<()>
+where
+    F: Fn(&Context<'_>) -> Result<T> + Send + Sync + Clone + 'static,
+    T: rusqlite::functions::SqlFnOutput,
+{
+    db.create_scalar_function(format!("wavesync_{name}").as_str(), n_arg, flags, f.clone())?;
+    if compat {
+        db.create_scalar_function(format!("crsql_{name}").as_str(), n_arg, flags, f)?;
+    }
+    Ok(())
+}
+
+pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
+    let utf8 = FunctionFlags::SQLITE_UTF8;
+    // Functions that triggers call must be innocuous, or `trusted_schema=OFF` hosts refuse them.
+    let trig = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
+    let pure = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+
+    let sh = shared.clone();
+    register(db, "as_crr", -1, utf8, true, move |ctx| {
+        let (schema, table, policy) = match ctx.len() {
+            1 => (None, text_arg(ctx, 0, "wavesync_as_crr")?, None),
+            2 => {
+                let second = text_arg(ctx, 1, "wavesync_as_crr")?;
+                if schema::DeletePolicy::parse(&second).is_ok() {
+                    (None, text_arg(ctx, 0, "wavesync_as_crr")?, Some(second))
+                } else {
+                    (Some(text_arg(ctx, 0, "wavesync_as_crr")?), second, None)
+                }
+            }
+            3 => (
+                Some(text_arg(ctx, 0, "wavesync_as_crr")?),
+                text_arg(ctx, 1, "wavesync_as_crr")?,
+                Some(text_arg(ctx, 2, "wavesync_as_crr")?),
+            ),
+            _ => return Err(fail("wavesync_as_crr([schema,] table [, delete_policy]) takes 1 to 3 arguments")),
+        };
+        let mut st = sh.lock()?;
+        schema::as_crr(&mut st, schema.as_deref(), &table, policy.as_deref())?;
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "as_table", -1, utf8, true, move |ctx| {
+        let table = match ctx.len() {
+            1 => text_arg(ctx, 0, "wavesync_as_table")?,
+            2 => text_arg(ctx, 1, "wavesync_as_table")?,
+            _ => return Err(fail("wavesync_as_table([schema,] table) takes 1 or 2 arguments")),
+        };
+        let mut st = sh.lock()?;
+        schema::as_table(&mut st, &table)?;
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "site_id", 0, utf8, true, move |_ctx| {
+        let mut st = sh.lock()?;
+        Ok(st.site_id()?.to_vec())
+    })?;
+
+    let sh = shared.clone();
+    register(db, "db_version", 0, utf8, true, move |_ctx| {
+        let mut st = sh.lock()?;
+        st.current_db_version()
+    })?;
+
+    let sh = shared.clone();
+    register(db, "next_db_version", -1, trig, true, move |ctx| {
+        let at_least = if ctx.len() > 0 { int_arg(ctx, 0, "wavesync_next_db_version")? } else { 0 };
+        let mut st = sh.lock()?;
+        st.next_db_version(at_least)
+    })?;
+
+    register(db, "pack_columns", -1, pure, true, move |ctx| pack_args(ctx, 0, ctx.len()))?;
+
+    let sh = shared.clone();
+    register(db, "rows_impacted", 0, utf8, true, move |_ctx| Ok(sh.lock()?.rows_impacted))?;
+
+    let sh = shared.clone();
+    register(db, "finalize", 0, utf8, true, move |_ctx| {
+        let st = sh.lock()?;
+        st.conn.flush_prepared_statement_cache();
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "internal_sync_bit", -1, trig, true, move |ctx| {
+        if ctx.len() > 0 {
+            let on = int_arg(ctx, 0, "wavesync_internal_sync_bit")? != 0;
+            sh.sync_bit.store(on, Ordering::Release);
+        }
+        Ok(sh.sync_bit.load(Ordering::Acquire) as i64)
+    })?;
+
+    let sh = shared.clone();
+    register(db, "vector", 0, utf8, false, move |_ctx| {
+        let mut st = sh.lock()?;
+        Ok(vector::encode(&vector::load(&mut st)?))
+    })?;
+
+    let sh = shared.clone();
+    register(db, "vector_json", -1, utf8, false, move |ctx| {
+        let v = if ctx.len() > 0 {
+            match ctx.get_raw(0) {
+                ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_vector_json: {e}")))?,
+                _ => return Err(fail("wavesync_vector_json: the argument must be a blob made by wavesync_vector()")),
+            }
+        } else {
+            vector::load(&mut *sh.lock()?)?
+        };
+        Ok(vector::to_json(&v))
+    })?;
+
+    let sh = shared.clone();
+    register(db, "mark_applied", 3, utf8, false, move |ctx| {
+        let site: [u8; 16] = match ctx.get_raw(0) {
+            ValueRef::Blob(b) if b.len() == 16 => b.try_into().unwrap_or_default(),
+            _ => return Err(fail("wavesync_mark_applied: site_id must be a 16-byte blob")),
+        };
+        let start = int_arg(ctx, 1, "wavesync_mark_applied")?;
+        let end = int_arg(ctx, 2, "wavesync_mark_applied")?;
+        if start < 1 || end < start {
+            return Err(fail(format!("wavesync_mark_applied: invalid version range {start}..{end}")));
+        }
+        let mut st = sh.lock()?;
+        st.tx()?;
+        let ord = st.site_ord(&site, true)?.unwrap_or(0);
+        vector::add_range(&mut st, ord, start, end)?;
+        Ok(end - start + 1)
+    })?;
+
+    // Trigger entry points (not for direct use).
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_insert", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        local::after_insert(&mut st, &t, &pk)?;
+        Ok(None)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_delete", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        local::after_delete(&mut st, &t, &pk)?;
+        Ok(None)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_update", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let n = t.pks.len();
+        if ctx.len() != 1 + 2 * n + t.cols.len() {
+            return Err(fail(format!(
+                "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
+                t.name
+            )));
+        }
+        let new_pk = pack_args(ctx, 1, n)?;
+        let old_pk = pack_args(ctx, 1 + n, n)?;
+        let changed: Vec<bool> = (0..t.cols.len()).map(|i| matches!(ctx.get_raw(1 + 2 * n + i), ValueRef::Integer(v) if v != 0)).collect();
+        local::after_update(&mut st, &t, &new_pk, &old_pk, &changed)?;
+        Ok(None)
+    })?;
+
+    // Keep the unused-import lint quiet for helper types used only in some builds.
+    let _ = (ToSqlOutput::Owned(Value::Null),);
+    Ok(())
+}
+
+fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {
+    let name = text_arg(ctx, 0, "wavesync trigger")?;
+    st.table(&name)?.ok_or_else(|| {
+        fail(format!("wavesync: '{name}' has wavesync triggers but is not a CRR; drop its __wavesync_ triggers or run wavesync_as_crr('{name}')"))
+    })
+}

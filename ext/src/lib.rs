@@ -1,0 +1,56 @@
+//! wavesync: SQLite tables that sync themselves.
+//!
+//! The loadable extension. `sqlite3_wavesync_init` registers the SQL functions, the
+//! `wavesync_changes` / `crsql_changes` virtual table and `wavesync_missing`, and the
+//! commit/rollback hooks that delimit transactions. See docs/ARCHITECTURE.md.
+
+pub mod changes;
+pub mod clock;
+pub mod error;
+pub mod functions;
+pub mod local;
+pub mod merge;
+pub mod missing;
+pub mod pack;
+pub mod schema;
+pub mod state;
+pub mod value;
+pub mod vector;
+
+use rusqlite::{ffi, vtab, Connection};
+use std::os::raw::{c_char, c_int};
+
+/// Entry point SQLite looks up for `.load ./dist/wavesync`.
+///
+/// # Safety
+/// Called by SQLite with a valid connection and API table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_wavesync_init(
+    db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *mut ffi::sqlite3_api_routines,
+) -> c_int {
+    let r = std::panic::catch_unwind(|| Connection::extension_init2(db, pz_err_msg, p_api, init));
+    r.unwrap_or(ffi::SQLITE_ERROR)
+}
+
+fn init(db: Connection) -> rusqlite::Result<bool> {
+    error::guard("extension init", || {
+        let handle = unsafe { db.handle() };
+        let shared = state::Shared::new(handle)?;
+        // Best effort: a read-only database gets its metadata on the first write instead.
+        if let Ok(mut st) = shared.lock() {
+            let _ = st.ensure_meta();
+        }
+        functions::register_all(&db, &shared)?;
+        let changes = vtab::update_module::<changes::ChangesTab>();
+        db.create_module("wavesync_changes", changes, Some(shared.clone()))?;
+        db.create_module("crsql_changes", changes, Some(shared.clone()))?;
+        db.create_module("wavesync_missing", vtab::eponymous_only_module::<missing::MissingTab>(), Some(shared.clone()))?;
+        shared.install_hooks(handle);
+        // Connect the eponymous table now: its xDisconnect, which SQLite runs at close before
+        // it checks for unfinalized statements, finalizes the statements wavesync caches.
+        db.prepare("SELECT 1 FROM wavesync_changes LIMIT 0")?;
+        Ok(false)
+    })
+}

@@ -1,0 +1,86 @@
+//! Local writes: what the AFTER INSERT/UPDATE/DELETE triggers of a CRR record.
+//!
+//! Every write of one transaction shares its db_version; each cell it touches gets the
+//! next `seq`. Column clocks are Lamport counters: a local write sets `col_version` to the
+//! previous value + 1. The sentinel (cid 0, shown as '-1') records the causal length when
+//! it is not implied: for deletes, re-inserts, and tables that have only key columns.
+
+use crate::clock::{Cell, RowClock, SENTINEL};
+use crate::error::Result;
+use crate::schema::TableInfo;
+use crate::state::State;
+
+fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
+    let seq = st.next_seq()?;
+    Ok(Cell { col_version, db_version: dbv, site: 0, origin_version: dbv, seq })
+}
+
+pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    let dbv = st.next_db_version(0)?;
+    let ncols = t.cols.len() as u32;
+    let rc = match st.get_clock(t, pk)? {
+        None => {
+            let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(ncols as usize + 1) };
+            if ncols == 0 {
+                rc.set(SENTINEL, local_cell(st, 1, dbv)?);
+            }
+            for cid in 1..=ncols {
+                rc.set(cid, local_cell(st, 1, dbv)?);
+            }
+            rc
+        }
+        Some(mut rc) if !rc.is_live() => {
+            // Re-insert after a delete: a new causal-length epoch; column clocks restart.
+            rc.cl += 1;
+            rc.cells.clear();
+            rc.set(SENTINEL, local_cell(st, rc.cl, dbv)?);
+            for cid in 1..=ncols {
+                rc.set(cid, local_cell(st, 1, dbv)?);
+            }
+            rc
+        }
+        Some(mut rc) => {
+            // INSERT OR REPLACE over a live row: every column was written again.
+            if ncols == 0 {
+                return Ok(());
+            }
+            for cid in 1..=ncols {
+                let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
+                rc.set(cid, local_cell(st, v, dbv)?);
+            }
+            rc
+        }
+    };
+    st.put_clock(t, pk, &rc)
+}
+
+pub fn after_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    let dbv = st.next_db_version(0)?;
+    let mut rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
+    if rc.is_live() {
+        rc.cl += 1;
+    }
+    rc.cells.clear();
+    rc.set(SENTINEL, local_cell(st, rc.cl, dbv)?);
+    st.put_clock(t, pk, &rc)
+}
+
+/// `changed[i]` tells whether tracked column i changed value.
+pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8], changed: &[bool]) -> Result<()> {
+    if new_pk != old_pk {
+        // A primary-key change is a delete of the old row and an insert of the new one.
+        after_delete(st, t, old_pk)?;
+        return after_insert(st, t, new_pk);
+    }
+    if !changed.iter().any(|c| *c) {
+        return Ok(());
+    }
+    let dbv = st.next_db_version(0)?;
+    let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
+    for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
+        let cid = i as u32 + 1;
+        let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
+        rc.set(cid, local_cell(st, v, dbv)?);
+    }
+    st.put_clock(t, new_pk, &rc)
+}

@@ -1,0 +1,177 @@
+//! Merging one change from another replica (an INSERT into wavesync_changes).
+//!
+//! The rules (DESIGN.md §2), deterministic from the change rows alone:
+//! 1. the larger causal length wins outright; a smaller one is ignored;
+//! 2. same causal length, same cell: the larger col_version wins, then the larger value
+//!    (storage class, then value), then the larger site id takes the metadata;
+//! 3. a column change for a row deleted at the same causal length loses (delete wins).
+//! A winner writes the base table with the triggers silenced, stores the incoming clock
+//! at local db_version max(next, incoming db_version), and counts as an impacted row.
+
+use crate::clock::{Cell, RowClock, SENTINEL};
+use crate::error::{fail, Result};
+use crate::pack;
+use crate::schema::TableInfo;
+use crate::state::{SiteId, State};
+use crate::value::{compare, Val};
+use crate::vector;
+use rusqlite::params_from_iter;
+use std::cmp::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub table: String,
+    pub pk: Vec<u8>,
+    pub cid: String,
+    pub val: Val,
+    pub col_version: i64,
+    pub db_version: i64,
+    pub site_id: SiteId,
+    pub cl: i64,
+    pub seq: i64,
+    /// The origin's own db_version for this write; None when the writer did not say
+    /// (cr-sqlite style 9-column inserts), in which case the vector is left alone.
+    pub origin_version: Option<i64>,
+}
+
+/// Runs base-table writes with the triggers silenced, so merged rows are not recorded
+/// again as local writes.
+fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let was = sync.swap(true, AtomicOrdering::AcqRel);
+    let r = f();
+    sync.store(was, AtomicOrdering::Release);
+    r
+}
+
+fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
+    st.conn.prepare_cached(sql)?.execute(params_from_iter(vals))?;
+    Ok(())
+}
+
+fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
+    let mut stmt = st.conn.prepare_cached(&t.sql.select_col[cid as usize - 1])?;
+    let mut rows = stmt.query(params_from_iter(pk.iter()))?;
+    Ok(match rows.next()? {
+        Some(r) => Val::from_ref(r.get_ref(0)?),
+        None => Val::Null,
+    })
+}
+
+enum Outcome {
+    Lose,
+    /// Store the incoming clock only (equal value, larger site id).
+    Metadata,
+    /// Write the value and store the clock.
+    Value,
+}
+
+pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
+    let t = st.table(&ch.table)?.ok_or_else(|| {
+        fail(format!(
+            "wavesync_changes: '{}' is not a CRR table on this replica; run SELECT wavesync_as_crr('{}') after creating it",
+            ch.table, ch.table
+        ))
+    })?;
+    let pk = pack::unpack(&ch.pk).map_err(|e| fail(format!("wavesync_changes: bad pk for table '{}': {e}", t.name)))?;
+    if pk.len() != t.pks.len() {
+        return Err(fail(format!(
+            "wavesync_changes: bad pk for table '{}': it packs {} column(s), the table's primary key has {}",
+            t.name,
+            pk.len(),
+            t.pks.len()
+        )));
+    }
+    if pk.iter().any(|v| *v == Val::Null) {
+        return Err(fail(format!("wavesync_changes: bad pk for table '{}': primary key values cannot be NULL", t.name)));
+    }
+    let cid = t.cid_of(&ch.cid).ok_or_else(|| {
+        fail(format!("wavesync_changes: table '{}' has no column '{}' (known: {})", t.name, ch.cid, t.cols.join(", ")))
+    })?;
+    if cid != SENTINEL && ch.cl % 2 == 0 {
+        return Err(fail(format!(
+            "wavesync_changes: change of column '{}' carries an even causal length {} (a deleted row); only '-1' changes can delete",
+            ch.cid, ch.cl
+        )));
+    }
+
+    st.tx()?;
+    let site = st.site_ord(&ch.site_id, true)?.unwrap_or(0);
+    let origin_version = ch.origin_version.unwrap_or(ch.db_version);
+    if site == 0 {
+        // Our own write coming back: never reuse a version a peer has already seen.
+        st.next_db_version(origin_version)?;
+    }
+    if let Some(ov) = ch.origin_version {
+        vector::add_version(st, site, ov)?;
+    }
+
+    let local = st.get_clock(&t, &ch.pk)?;
+    let local_cl = local.as_ref().map_or(0, |r| r.cl);
+    if ch.cl < local_cl {
+        return Ok(());
+    }
+    let incoming = |dbv: i64| Cell { col_version: ch.col_version, db_version: dbv, site, origin_version, seq: ch.seq };
+
+    if ch.cl > local_cl {
+        // A new causal-length epoch: every older cell clock is superseded.
+        let dbv = st.next_db_version(ch.db_version)?;
+        let mut rc = RowClock { cl: ch.cl, cells: Vec::with_capacity(2) };
+        rc.set(cid, incoming(dbv));
+        silenced(sync, || {
+            if ch.cl % 2 == 0 {
+                exec(st, &t.sql.delete_row, pk.iter().cloned())
+            } else if cid == SENTINEL {
+                exec(st, &t.sql.insert_pk, pk.iter().cloned())
+            } else {
+                exec(st, &t.sql.upsert_col[cid as usize - 1], pk.iter().cloned().chain([ch.val.clone()]))
+            }
+        })?;
+        st.put_clock(&t, &ch.pk, &rc)?;
+        st.rows_impacted += 1;
+        return Ok(());
+    }
+
+    let mut rc = local.unwrap_or_default();
+    let outcome = match rc.get(cid).copied() {
+        _ if cid != SENTINEL && !rc.is_live() => Outcome::Lose,
+        None => {
+            if cid == SENTINEL {
+                Outcome::Metadata
+            } else {
+                Outcome::Value
+            }
+        }
+        Some(l) => match ch.col_version.cmp(&l.col_version) {
+            Ordering::Greater if cid != SENTINEL => Outcome::Value,
+            Ordering::Greater => Outcome::Metadata,
+            Ordering::Less => Outcome::Lose,
+            Ordering::Equal => {
+                let by_value = if cid == SENTINEL {
+                    Ordering::Equal
+                } else {
+                    compare(ch.val.as_ref(), current_value(st, &t, cid, &pk)?.as_ref())
+                };
+                match by_value {
+                    Ordering::Greater => Outcome::Value,
+                    Ordering::Less => Outcome::Lose,
+                    Ordering::Equal if ch.site_id > st.site_of(l.site)? => Outcome::Metadata,
+                    Ordering::Equal => Outcome::Lose,
+                }
+            }
+        },
+    };
+    match outcome {
+        Outcome::Lose => return Ok(()),
+        Outcome::Value => {
+            silenced(sync, || exec(st, &t.sql.upsert_col[cid as usize - 1], pk.iter().cloned().chain([ch.val.clone()])))?;
+        }
+        Outcome::Metadata => {}
+    }
+    let dbv = st.next_db_version(ch.db_version)?;
+    rc.cl = ch.cl;
+    rc.set(cid, incoming(dbv));
+    st.put_clock(&t, &ch.pk, &rc)?;
+    st.rows_impacted += 1;
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! CRR tables: what wavesync knows about one (TableInfo), the eligibility checks, the
+//! clock table and triggers that `wavesync_as_crr` creates, and `wavesync_as_table`.
+
+use crate::clock::{Cell, RowClock, SENTINEL};
+use crate::error::{fail, ident, literal, Result};
+use crate::pack;
+use crate::state::State;
+use crate::value::Val;
+use rusqlite::{params, Connection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletePolicy {
+    DeleteWins,
+    AddWins,
+}
+
+impl DeletePolicy {
+    pub fn parse(s: &str) -> Result<DeletePolicy> {
+        match s.to_ascii_lowercase().as_str() {
+            "delete_wins" => Ok(DeletePolicy::DeleteWins),
+            "add_wins" => Ok(DeletePolicy::AddWins),
+            _ => Err(fail(format!(
+                "wavesync_as_crr: unknown delete policy '{s}': use 'delete_wins' (the default) or 'add_wins'"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DeletePolicy::DeleteWins => "delete_wins",
+            DeletePolicy::AddWins => "add_wins",
+        }
+    }
+}
+
+/// SQL text prepared (and cached) for one CRR table.
+#[derive(Debug)]
+pub struct TableSql {
+    pub get_clock: String,
+    pub put_clock: String,
+    /// All tracked columns of one row, by primary key.
+    pub select_row: String,
+    /// One tracked column of one row, by primary key: index cid-1.
+    pub select_col: Vec<String>,
+    /// Upsert of one column (index cid-1); creates the row when missing.
+    pub upsert_col: Vec<String>,
+    pub insert_pk: String,
+    pub delete_row: String,
+    pub scan_pk: String,
+    pub scan_dbv: String,
+}
+
+#[derive(Debug)]
+pub struct TableInfo {
+    pub name: String,
+    pub pks: Vec<String>,
+    /// Tracked non-pk columns; column `cols[i]` has cid `i + 1` in the clock blob.
+    pub cols: Vec<String>,
+    pub policy: DeletePolicy,
+    pub clock: String,
+    pub sql: TableSql,
+}
+
+pub fn clock_table_name(table: &str) -> String {
+    format!("{table}__wavesync_clock")
+}
+
+impl TableInfo {
+    pub fn new(name: String, pks: Vec<String>, cols: Vec<String>, policy: DeletePolicy) -> TableInfo {
+        let t = ident(&name);
+        let clock = clock_table_name(&name);
+        let c = ident(&clock);
+        let pk_where: Vec<String> = pks.iter().enumerate().map(|(i, p)| format!("{} = ?{}", ident(p), i + 1)).collect();
+        let pk_where = pk_where.join(" AND ");
+        let pk_list = pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", ");
+        let pk_params = (1..=pks.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let n = pks.len();
+        let sql = TableSql {
+            get_clock: format!("SELECT cl, clocks FROM {c} WHERE pk = ?1"),
+            put_clock: format!("INSERT OR REPLACE INTO {c} (pk, cl, db_version, clocks) VALUES (?1, ?2, ?3, ?4)"),
+            select_row: if cols.is_empty() {
+                format!("SELECT 1 FROM {t} WHERE {pk_where}")
+            } else {
+                format!(
+                    "SELECT {} FROM {t} WHERE {pk_where}",
+                    cols.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ")
+                )
+            },
+            select_col: cols.iter().map(|x| format!("SELECT {} FROM {t} WHERE {pk_where}", ident(x))).collect(),
+            upsert_col: cols
+                .iter()
+                .map(|x| {
+                    format!(
+                        "INSERT INTO {t} ({pk_list}, {col}) VALUES ({pk_params}, ?{v}) ON CONFLICT ({pk_list}) DO UPDATE SET {col} = excluded.{col}",
+                        col = ident(x),
+                        v = n + 1
+                    )
+                })
+                .collect(),
+            insert_pk: format!("INSERT OR IGNORE INTO {t} ({pk_list}) VALUES ({pk_params})"),
+            delete_row: format!("DELETE FROM {t} WHERE {pk_where}"),
+            scan_pk: format!("SELECT pk, cl, clocks FROM {c} WHERE pk > ?1 ORDER BY pk LIMIT ?2"),
+            scan_dbv: format!(
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version BETWEEN ?1 AND ?2 AND (db_version, pk) > (?3, ?4) ORDER BY db_version, pk LIMIT ?5"
+            ),
+        };
+        TableInfo { name, pks, cols, policy, clock, sql }
+    }
+
+    pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
+        let mut out = Vec::new();
+        let mut tables = conn.prepare_cached("SELECT name, delete_policy FROM wavesync_tables ORDER BY name")?;
+        let rows: Vec<(String, String)> = tables.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut cols = conn.prepare_cached("SELECT kind, name FROM wavesync_columns WHERE tbl = ?1 ORDER BY kind, idx")?;
+        for (name, policy) in rows {
+            let mut pks = Vec::new();
+            let mut cs = Vec::new();
+            for r in cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (kind, col) = r?;
+                if kind == "pk" {
+                    pks.push(col)
+                } else {
+                    cs.push(col)
+                }
+            }
+            out.push(TableInfo::new(name, pks, cs, DeletePolicy::parse(&policy)?));
+        }
+        Ok(out)
+    }
+
+    /// cid of a column name, or None. The sentinel is `-1`.
+    pub fn cid_of(&self, name: &str) -> Option<u32> {
+        if name == "-1" {
+            return Some(SENTINEL);
+        }
+        self.cols.iter().position(|c| c == name).map(|i| i as u32 + 1)
+    }
+
+    pub fn col_name(&self, cid: u32) -> &str {
+        if cid == SENTINEL {
+            "-1"
+        } else {
+            &self.cols[cid as usize - 1]
+        }
+    }
+}
+
+struct ColumnInfo {
+    name: String,
+    decl_type: String,
+    notnull: bool,
+    has_default: bool,
+    pk: i64,
+    hidden: i64,
+}
+
+fn refuse(table: &str, problem: &str, fix: &str) -> rusqlite::Error {
+    fail(format!("wavesync_as_crr: table '{table}' {problem}; {fix}"))
+}
+
+/// Reads the table's shape and refuses tables whose merges could not converge.
+fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<String>)> {
+    let found: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE",
+            [table],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .ok();
+    let (name, kind, without_rowid) = found.ok_or_else(|| {
+        fail(format!("wavesync_as_crr: no table named '{table}' in the main database; create it first"))
+    })?;
+    if kind != "table" {
+        return Err(refuse(&name, &format!("is a {kind}"), "only ordinary tables can become CRRs"));
+    }
+    let lower = name.to_lowercase();
+    if lower.starts_with("sqlite_") || lower.starts_with("wavesync_") || lower.starts_with("crsql_") || lower.contains("__wavesync_") {
+        return Err(refuse(&name, "is an internal table", "CRRs must be your own tables"));
+    }
+    let mut stmt = conn.prepare(&format!("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo({})", literal(&name)))?;
+    let cols: Vec<ColumnInfo> = stmt
+        .query_map([], |r| {
+            Ok(ColumnInfo {
+                name: r.get(0)?,
+                decl_type: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                notnull: r.get::<_, i64>(2)? != 0,
+                has_default: r.get::<_, i64>(3)? != 0,
+                pk: r.get(4)?,
+                hidden: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut pk_cols: Vec<&ColumnInfo> = cols.iter().filter(|c| c.pk > 0).collect();
+    pk_cols.sort_by_key(|c| c.pk);
+    if pk_cols.is_empty() {
+        return Err(refuse(
+            &name,
+            "has no primary key",
+            "replicas identify rows by primary key: recreate the table with a PRIMARY KEY (for example `id INTEGER PRIMARY KEY NOT NULL`)",
+        ));
+    }
+    let rowid_alias = without_rowid == 0 && pk_cols.len() == 1 && pk_cols[0].decl_type.eq_ignore_ascii_case("INTEGER");
+    for c in &pk_cols {
+        if !c.notnull && without_rowid == 0 && !rowid_alias {
+            return Err(refuse(
+                &name,
+                &format!("has a nullable primary key column '{}'", c.name),
+                "NULL keys cannot identify a row on every replica: declare the column NOT NULL",
+            ));
+        }
+    }
+    for c in cols.iter().filter(|c| c.pk == 0 && c.hidden == 0) {
+        if c.notnull && !c.has_default {
+            return Err(refuse(
+                &name,
+                &format!("has a NOT NULL column '{}' without a DEFAULT", c.name),
+                "a merge may create a row before all its columns arrive: add a DEFAULT value or drop NOT NULL",
+            ));
+        }
+    }
+    let uniques: Vec<String> = conn
+        .prepare(&format!("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1 AND origin <> 'pk'", literal(&name)))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if let Some(ix) = uniques.first() {
+        return Err(refuse(
+            &name,
+            &format!("has a unique index or constraint '{ix}' besides its primary key"),
+            "replicas could each insert a different row with the same unique value and never converge: drop the UNIQUE constraint (or make it the primary key)",
+        ));
+    }
+    let fks: i64 = conn.query_row(&format!("SELECT count(*) FROM pragma_foreign_key_list({})", literal(&name)), [], |r| r.get(0))?;
+    if fks > 0 {
+        return Err(refuse(
+            &name,
+            "has FOREIGN KEY constraints",
+            "merges arrive in any order and a checked foreign key could reject them: remove the FOREIGN KEY clauses (keep the column, check references in the app)",
+        ));
+    }
+    let pks = pk_cols.iter().map(|c| c.name.clone()).collect();
+    // Generated columns (hidden 2 and 3) are computed, not written: they are not tracked.
+    let tracked = cols.iter().filter(|c| c.pk == 0 && c.hidden == 0).map(|c| c.name.clone()).collect();
+    Ok((name, pks, tracked))
+}
+
+fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
+    let name = &t.name;
+    let tq = ident(name);
+    let lit = literal(name);
+    let new_pk: Vec<String> = t.pks.iter().map(|p| format!("NEW.{}", ident(p))).collect();
+    let old_pk: Vec<String> = t.pks.iter().map(|p| format!("OLD.{}", ident(p))).collect();
+    let changed: Vec<String> = t.cols.iter().map(|c| format!("NEW.{0} IS NOT OLD.{0}", ident(c))).collect();
+    let mut upd_args = vec![lit.clone()];
+    upd_args.extend(new_pk.iter().cloned());
+    upd_args.extend(old_pk.iter().cloned());
+    upd_args.extend(changed);
+    let sql = format!(
+        "DROP TRIGGER IF EXISTS {ins};
+         DROP TRIGGER IF EXISTS {upd};
+         DROP TRIGGER IF EXISTS {del};
+         CREATE TRIGGER {ins} AFTER INSERT ON {tq} BEGIN SELECT wavesync_after_insert({lit}, {new}); END;
+         CREATE TRIGGER {upd} AFTER UPDATE ON {tq} BEGIN SELECT wavesync_after_update({upd_args}); END;
+         CREATE TRIGGER {del} AFTER DELETE ON {tq} BEGIN SELECT wavesync_after_delete({lit}, {old}); END;",
+        ins = ident(&format!("{name}__wavesync_ins")),
+        upd = ident(&format!("{name}__wavesync_upd")),
+        del = ident(&format!("{name}__wavesync_del")),
+        new = new_pk.join(", "),
+        old = old_pk.join(", "),
+        upd_args = upd_args.join(", "),
+    );
+    conn.execute_batch(&sql)?;
+    Ok(())
+}
+
+fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
+    for suffix in ["ins", "upd", "del"] {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(&format!("{name}__wavesync_{suffix}"))))?;
+    }
+    Ok(())
+}
+
+/// `wavesync_as_crr`: makes `table` a CRR (idempotent).
+pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<&str>) -> Result<()> {
+    if let Some(s) = schema {
+        if !s.eq_ignore_ascii_case("main") {
+            return Err(fail(format!(
+                "wavesync_as_crr: only tables of the main database can be CRRs (got schema '{s}'); open that database as main instead of ATTACHing it"
+            )));
+        }
+    }
+    st.ensure_meta()?;
+    let (name, pks, cols) = inspect(&st.conn, table)?;
+    if let Some(existing) = st.table(&name)? {
+        if let Some(p) = policy {
+            if DeletePolicy::parse(p)? != existing.policy {
+                return Err(fail(format!(
+                    "wavesync_as_crr: table '{name}' is already a CRR with delete policy '{}'; the policy cannot be changed in place",
+                    existing.policy.name()
+                )));
+            }
+        }
+        if existing.pks != pks || existing.cols != cols {
+            return Err(fail(format!(
+                "wavesync_as_crr: table '{name}' is already a CRR but its columns changed since; schema changes of a CRR go between wavesync_begin_alter('{name}') and wavesync_commit_alter('{name}')"
+            )));
+        }
+        create_triggers(&st.conn, &existing)?;
+        return Ok(());
+    }
+    let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
+    let info = TableInfo::new(name.clone(), pks, cols, policy);
+    st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
+    for (i, p) in info.pks.iter().enumerate() {
+        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name) VALUES (?1, 'pk', ?2, ?3)", params![name, i as i64, p])?;
+    }
+    for (i, c) in info.cols.iter().enumerate() {
+        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name) VALUES (?1, 'col', ?2, ?3)", params![name, i as i64 + 1, c])?;
+    }
+    let c = ident(&info.clock);
+    st.conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {c} (pk BLOB PRIMARY KEY NOT NULL, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS {ix} ON {c} (db_version);",
+        ix = ident(&format!("{name}__wavesync_clock_dbv")),
+    ))?;
+    create_triggers(&st.conn, &info)?;
+    st.invalidate_tables();
+    backfill(st, &info)?;
+    Ok(())
+}
+
+/// Gives every existing row a clock, as if it had been inserted now.
+fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
+    let pk_list = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT {pk_list} FROM {}", ident(&t.name));
+    let keys: Vec<Vec<u8>> = {
+        let mut stmt = st.conn.prepare(&sql)?;
+        let n = t.pks.len();
+        let mut rows = stmt.query([])?;
+        let mut keys = Vec::new();
+        while let Some(r) = rows.next()? {
+            let vals: Vec<Val> = (0..n).map(|i| r.get_ref(i).map(Val::from_ref)).collect::<Result<_, _>>()?;
+            keys.push(pack::pack(&vals).map_err(fail)?);
+        }
+        keys
+    };
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let dbv = st.next_db_version(0)?;
+    for pk in keys {
+        let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(t.cols.len().max(1)) };
+        if t.cols.is_empty() {
+            let seq = st.next_seq()?;
+            rc.set(SENTINEL, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
+        }
+        for cid in 1..=t.cols.len() as u32 {
+            let seq = st.next_seq()?;
+            rc.set(cid, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
+        }
+        st.put_clock(t, &pk, &rc)?;
+    }
+    Ok(())
+}
+
+/// `wavesync_as_table`: turns a CRR back into a plain table, removing its metadata.
+pub fn as_table(st: &mut State, table: &str) -> Result<()> {
+    let t = st
+        .table(table)?
+        .ok_or_else(|| fail(format!("wavesync_as_table: '{table}' is not a CRR")))?;
+    // Keep db_version monotonic: the clocks being dropped may hold the highest version.
+    let current = st.current_db_version()?;
+    st.conn.execute(
+        "INSERT INTO wavesync_meta (key, value) VALUES ('db_version_floor', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        [current],
+    )?;
+    drop_triggers(&st.conn, &t.name)?;
+    st.conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", ident(&t.clock)))?;
+    st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1", [&t.name])?;
+    st.conn.execute("DELETE FROM wavesync_tables WHERE name = ?1", [&t.name])?;
+    st.invalidate_tables();
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! Per-connection state: the open transaction's db_version and seq, caches of the CRR
+//! tables and site ordinals, and the statement cache used by triggers and merges.
+//!
+//! SQLite calls into the extension from one thread at a time per connection; the mutex
+//! only makes the state shareable with the callbacks, and re-entry (a merge writing a base
+//! table whose trigger calls back) is refused instead of dead-locking: merges raise the
+//! sync bit first, and the trigger functions check it before they take the lock.
+
+use crate::clock::RowClock;
+use crate::error::{fail, ident, Result};
+use crate::schema::TableInfo;
+use rusqlite::{ffi, params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub type SiteId = [u8; 16];
+
+pub struct Shared {
+    /// Raised while a merge writes base tables, so triggers do not record those writes.
+    pub sync_bit: AtomicBool,
+    /// Bumped by the commit and rollback hooks: a new value means a new transaction.
+    pub commits: AtomicU64,
+    pub rollbacks: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// The open write transaction, as far as wavesync is concerned.
+pub struct Tx {
+    /// The db_version every local write of this transaction records.
+    pub db_version: i64,
+    pub seq: i64,
+}
+
+pub struct State {
+    pub conn: Connection,
+    site_id: Option<SiteId>,
+    /// site id -> (ordinal, committed?). Uncommitted ordinals are re-checked before use,
+    /// because a statement rollback can undo their insert without any hook telling us.
+    sites: HashMap<SiteId, (i64, bool)>,
+    ords: HashMap<i64, SiteId>,
+    tables: HashMap<String, Arc<TableInfo>>,
+    tables_loaded: bool,
+    schema_version: i64,
+    pub tx: Option<Tx>,
+    seen_commits: u64,
+    seen_rollbacks: u64,
+    pub rows_impacted: i64,
+    /// (site ordinal, origin version) last added to the vector in this transaction.
+    pub last_vector_add: Option<(i64, i64)>,
+}
+
+// The connection handle is only used from the thread SQLite calls us on.
+unsafe impl Send for State {}
+
+impl Shared {
+    pub fn new(db: *mut ffi::sqlite3) -> Result<Arc<Shared>> {
+        let conn = unsafe { Connection::from_handle(db)? };
+        conn.set_prepared_statement_cache_capacity(512);
+        Ok(Arc::new(Shared {
+            sync_bit: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
+            state: Mutex::new(State {
+                conn,
+                site_id: None,
+                sites: HashMap::new(),
+                ords: HashMap::new(),
+                tables: HashMap::new(),
+                tables_loaded: false,
+                schema_version: -1,
+                tx: None,
+                seen_commits: 0,
+                seen_rollbacks: 0,
+                rows_impacted: 0,
+                last_vector_add: None,
+            }),
+        }))
+    }
+
+    /// Locks the state and brings it up to date with commits and rollbacks that happened
+    /// since it was last used.
+    pub fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let mut st = match self.state.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(fail("wavesync: re-entrant call (a wavesync function was called while another one was running on this connection)"))
+            }
+        };
+        let commits = self.commits.load(Ordering::Acquire);
+        let rollbacks = self.rollbacks.load(Ordering::Acquire);
+        if commits != st.seen_commits || rollbacks != st.seen_rollbacks {
+            let rolled_back = rollbacks != st.seen_rollbacks;
+            st.end_transaction(rolled_back);
+            st.seen_commits = commits;
+            st.seen_rollbacks = rollbacks;
+        }
+        Ok(st)
+    }
+
+    /// Installs the commit and rollback hooks that tell the state a transaction ended.
+    pub fn install_hooks(self: &Arc<Self>, db: *mut ffi::sqlite3) {
+        let p = Arc::as_ptr(self) as *mut c_void;
+        unsafe {
+            ffi::sqlite3_commit_hook(db, Some(on_commit), p);
+            ffi::sqlite3_rollback_hook(db, Some(on_rollback), p);
+        }
+    }
+}
+
+unsafe extern "C" fn on_commit(p: *mut c_void) -> c_int {
+    let shared = &*(p as *const Shared);
+    shared.commits.fetch_add(1, Ordering::AcqRel);
+    0
+}
+
+unsafe extern "C" fn on_rollback(p: *mut c_void) {
+    let shared = &*(p as *const Shared);
+    shared.rollbacks.fetch_add(1, Ordering::AcqRel);
+}
+
+pub const META_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS wavesync_meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wavesync_sites (ord INTEGER PRIMARY KEY, site_id BLOB NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS wavesync_tables (name TEXT PRIMARY KEY NOT NULL, delete_policy TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wavesync_columns (tbl TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tbl, kind, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wavesync_vector (site_ord INTEGER NOT NULL, start INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (site_ord, start)) WITHOUT ROWID;
+";
+
+impl State {
+    fn end_transaction(&mut self, rolled_back: bool) {
+        self.tx = None;
+        self.rows_impacted = 0;
+        self.last_vector_add = None;
+        if rolled_back {
+            self.sites.retain(|_, (_, committed)| *committed);
+            let sites = &self.sites;
+            self.ords.retain(|_, s| sites.contains_key(s));
+            self.tables_loaded = false;
+            self.site_id = None;
+        } else {
+            for v in self.sites.values_mut() {
+                v.1 = true;
+            }
+        }
+    }
+
+    pub fn meta_exists(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?
+            .exists([])?)
+    }
+
+    /// Creates wavesync's own tables and this replica's site id if they are missing.
+    pub fn ensure_meta(&mut self) -> Result<()> {
+        if self.site_id.is_some() {
+            return Ok(());
+        }
+        if !self.meta_exists()? {
+            self.conn.execute_batch(META_TABLES)?;
+        }
+        let existing: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT site_id FROM wavesync_sites WHERE ord = 0")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let id = match existing {
+            Some(b) if b.len() == 16 => b,
+            Some(_) => return Err(fail("wavesync: wavesync_sites holds a malformed local site id")),
+            None => {
+                let b: Vec<u8> = self.conn.query_row("SELECT randomblob(16)", [], |r| r.get(0))?;
+                self.conn.execute("INSERT INTO wavesync_sites (ord, site_id) VALUES (0, ?1)", [&b])?;
+                b
+            }
+        };
+        let mut sid = [0u8; 16];
+        sid.copy_from_slice(&id);
+        self.site_id = Some(sid);
+        Ok(())
+    }
+
+    pub fn site_id(&mut self) -> Result<SiteId> {
+        self.ensure_meta()?;
+        Ok(self.site_id.unwrap_or_default())
+    }
+
+    /// The ordinal of `site` in wavesync_sites, adding it when `create` is set.
+    pub fn site_ord(&mut self, site: &SiteId, create: bool) -> Result<Option<i64>> {
+        if *site == self.site_id()? {
+            return Ok(Some(0));
+        }
+        if let Some((ord, true)) = self.sites.get(site) {
+            return Ok(Some(*ord));
+        }
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT ord FROM wavesync_sites WHERE site_id = ?1")?
+            .query_row([&site[..]], |r| r.get(0))
+            .optional()?;
+        let ord = match found {
+            Some(o) => o,
+            None if create => {
+                self.conn
+                    .prepare_cached("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?
+                    .execute([&site[..]])?;
+                let o = self.conn.last_insert_rowid();
+                self.sites.insert(*site, (o, false));
+                self.ords.insert(o, *site);
+                return Ok(Some(o));
+            }
+            None => return Ok(None),
+        };
+        let committed = self.tx.is_none();
+        self.sites.insert(*site, (ord, committed));
+        self.ords.insert(ord, *site);
+        Ok(Some(ord))
+    }
+
+    pub fn site_of(&mut self, ord: i64) -> Result<SiteId> {
+        if ord == 0 {
+            return self.site_id();
+        }
+        if let Some(s) = self.ords.get(&ord) {
+            return Ok(*s);
+        }
+        let b: Vec<u8> = self
+            .conn
+            .prepare_cached("SELECT site_id FROM wavesync_sites WHERE ord = ?1")?
+            .query_row([ord], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| fail(format!("wavesync: unknown site ordinal {ord} in a clock")))?;
+        let mut s = [0u8; 16];
+        if b.len() != 16 {
+            return Err(fail("wavesync: malformed site id in wavesync_sites"));
+        }
+        s.copy_from_slice(&b);
+        self.ords.insert(ord, s);
+        Ok(s)
+    }
+
+    fn refresh_tables(&mut self) -> Result<()> {
+        let sv: i64 = self.conn.prepare_cached("PRAGMA main.schema_version")?.query_row([], |r| r.get(0))?;
+        if self.tables_loaded && sv == self.schema_version {
+            return Ok(());
+        }
+        self.tables.clear();
+        if self.meta_exists()? {
+            for t in TableInfo::load_all(&self.conn)? {
+                self.tables.insert(t.name.to_lowercase(), Arc::new(t));
+            }
+        }
+        self.tables_loaded = true;
+        self.schema_version = sv;
+        Ok(())
+    }
+
+    /// Forgets the cached table list (after as_crr/as_table changed it).
+    pub fn invalidate_tables(&mut self) {
+        self.tables_loaded = false;
+    }
+
+    pub fn table(&mut self, name: &str) -> Result<Option<Arc<TableInfo>>> {
+        if !self.tables_loaded {
+            self.refresh_tables()?;
+        }
+        if let Some(t) = self.tables.get(&name.to_lowercase()) {
+            return Ok(Some(t.clone()));
+        }
+        self.refresh_tables()?;
+        Ok(self.tables.get(&name.to_lowercase()).cloned())
+    }
+
+    pub fn tables(&mut self) -> Result<Vec<Arc<TableInfo>>> {
+        self.refresh_tables()?;
+        let mut v: Vec<_> = self.tables.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    /// The highest db_version recorded in the database (committed or written by this
+    /// connection's open transaction). Derived from the clocks rather than stored in a
+    /// counter so that a rolled-back statement can never leave the counter behind.
+    pub fn current_db_version(&mut self) -> Result<i64> {
+        if !self.meta_exists()? {
+            return Ok(0);
+        }
+        self.refresh_tables()?;
+        let mut sql = String::from(
+            "SELECT max(0, ifnull((SELECT value FROM wavesync_meta WHERE key = 'db_version_floor'), 0)",
+        );
+        let mut names: Vec<&String> = self.tables.values().map(|t| &t.clock).collect();
+        names.sort();
+        for c in names {
+            sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));
+        }
+        sql.push(')');
+        let v: i64 = self.conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+        Ok(v)
+    }
+
+    /// Starts wavesync's view of a write transaction if none is open.
+    pub fn tx(&mut self) -> Result<&mut Tx> {
+        if self.tx.is_none() {
+            self.ensure_meta()?;
+            let v = self.current_db_version()?;
+            self.tx = Some(Tx { db_version: v + 1, seq: 0 });
+        }
+        Ok(self.tx.as_mut().unwrap())
+    }
+
+    /// The db_version of the open transaction, raised to at least `at_least`.
+    pub fn next_db_version(&mut self, at_least: i64) -> Result<i64> {
+        let tx = self.tx()?;
+        if at_least > tx.db_version {
+            tx.db_version = at_least;
+        }
+        Ok(tx.db_version)
+    }
+
+    pub fn next_seq(&mut self) -> Result<i64> {
+        let tx = self.tx()?;
+        let s = tx.seq;
+        tx.seq += 1;
+        Ok(s)
+    }
+
+    pub fn get_clock(&self, t: &TableInfo, pk: &[u8]) -> Result<Option<RowClock>> {
+        let mut stmt = self.conn.prepare_cached(&t.sql.get_clock)?;
+        let mut rows = stmt.query([pk])?;
+        match rows.next()? {
+            None => Ok(None),
+            Some(r) => {
+                let cl: i64 = r.get(0)?;
+                let blob = r.get_ref(1)?.as_blob().map_err(|_| fail("wavesync: malformed clock row"))?;
+                RowClock::decode(cl, blob).map(Some).map_err(|e| fail(format!("wavesync: {e}")))
+            }
+        }
+    }
+
+    pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
+        self.conn
+            .prepare_cached(&t.sql.put_clock)?
+            .execute(params![pk, rc.cl, rc.max_db_version(), rc.encode()])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! The version vector: for every origin site, the set of its versions this replica has
+//! applied, kept as disjoint inclusive runs in `wavesync_vector` (same database, same
+//! transaction as the data). The local site's set is implicit: every db_version from 1 to
+//! the current one (versions spent on merges simply hold no local changes).
+//!
+//! Sync with any transport: a peer sends `wavesync_vector()`; the other side lists what it
+//! lacks with `wavesync_missing(vector)`, sends the changes of those runs
+//! (`wavesync_changes WHERE site_id = ? AND origin_version BETWEEN ? AND ?`), and the peer
+//! applies them and `wavesync_mark_applied(site, start, end)` in one transaction — which
+//! also covers versions whose changes were all superseded.
+//!
+//! Blob format (version 1): byte 0x01, varint site count, then per site its 16-byte id,
+//! varint run count, and per run varint start, varint (end - start). Sites in ascending
+//! byte order, runs ascending and disjoint.
+
+use crate::error::{fail, Result};
+use crate::state::{SiteId, State};
+use std::collections::BTreeMap;
+
+pub type Runs = Vec<(i64, i64)>;
+pub type Vector = BTreeMap<SiteId, Runs>;
+
+const FORMAT: u8 = 1;
+/// Far above any real vector; bounds what a hostile blob can make us allocate.
+const MAX_ENTRIES: u64 = 1 << 24;
+
+pub fn add_version(st: &mut State, site: i64, v: i64) -> Result<()> {
+    if site == 0 || st.last_vector_add == Some((site, v)) {
+        return Ok(());
+    }
+    add_range(st, site, v, v)?;
+    st.last_vector_add = Some((site, v));
+    Ok(())
+}
+
+/// Marks versions `start..=end` of site ordinal `site` applied.
+pub fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
+    if site == 0 {
+        return Ok(());
+    }
+    if start < 0 || end < start || end == i64::MAX {
+        return Err(fail(format!("wavesync: invalid version range {start}..{end}")));
+    }
+    let mut merged = (start, end);
+    let mut absorbed = Vec::new();
+    {
+        let mut stmt = st.conn.prepare_cached(
+            "SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![site, end + 1])?;
+        while let Some(r) = rows.next()? {
+            let (s, l): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if l < start.saturating_sub(1) {
+                break;
+            }
+            if s <= start && l >= end {
+                return Ok(()); // already covered
+            }
+            merged = (merged.0.min(s), merged.1.max(l));
+            absorbed.push(s);
+        }
+    }
+    let mut del = st.conn.prepare_cached("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?;
+    for s in absorbed {
+        del.execute(rusqlite::params![site, s])?;
+    }
+    st.conn
+        .prepare_cached("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![site, merged.0, merged.1])?;
+    Ok(())
+}
+
+/// This replica's vector, the local site included.
+pub fn load(st: &mut State) -> Result<Vector> {
+    let mut v = Vector::new();
+    if !st.meta_exists()? {
+        return Ok(v);
+    }
+    let rows: Vec<(Vec<u8>, i64, i64)> = st
+        .conn
+        .prepare_cached(
+            "SELECT s.site_id, v.start, v.last FROM wavesync_vector v JOIN wavesync_sites s ON s.ord = v.site_ord ORDER BY v.site_ord, v.start",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (site, s, l) in rows {
+        let id: SiteId = site.as_slice().try_into().map_err(|_| fail("wavesync: malformed site id in wavesync_sites"))?;
+        v.entry(id).or_default().push((s, l));
+    }
+    let local = st.site_id()?;
+    let current = st.current_db_version()?;
+    if current >= 1 {
+        v.insert(local, vec![(1, current)]);
+    }
+    Ok(v)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos).ok_or("vector blob is truncated")?;
+        *pos += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("vector blob has an over-long varint".into())
+}
+
+pub fn encode(v: &Vector) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    put_varint(&mut out, v.len() as u64);
+    for (site, runs) in v {
+        out.extend_from_slice(site);
+        put_varint(&mut out, runs.len() as u64);
+        for (s, l) in runs {
+            put_varint(&mut out, *s as u64);
+            put_varint(&mut out, (*l - *s) as u64);
+        }
+    }
+    out
+}
+
+pub fn decode(blob: &[u8]) -> Result<Vector, String> {
+    if blob.first() != Some(&FORMAT) {
+        return Err("not a wavesync version vector (unknown format byte)".into());
+    }
+    let mut pos = 1;
+    let nsites = get_varint(blob, &mut pos)?;
+    if nsites > MAX_ENTRIES {
+        return Err("version vector claims too many sites".into());
+    }
+    let mut v = Vector::new();
+    for _ in 0..nsites {
+        let id: SiteId = blob
+            .get(pos..pos + 16)
+            .ok_or("vector blob is truncated")?
+            .try_into()
+            .map_err(|_| "vector blob is truncated")?;
+        pos += 16;
+        let nruns = get_varint(blob, &mut pos)?;
+        if nruns > MAX_ENTRIES || nruns > (blob.len() - pos) as u64 {
+            return Err("version vector claims too many runs".into());
+        }
+        let mut runs = Vec::with_capacity(nruns as usize);
+        let mut prev_end: i64 = -1;
+        for _ in 0..nruns {
+            let s = get_varint(blob, &mut pos)?;
+            let len = get_varint(blob, &mut pos)?;
+            let e = s.checked_add(len).ok_or("version run overflows")?;
+            if e >= i64::MAX as u64 {
+                return Err("version run overflows".into());
+            }
+            let (s, e) = (s as i64, e as i64);
+            if s <= prev_end {
+                return Err("version runs are not sorted and disjoint".into());
+            }
+            prev_end = e;
+            runs.push((s, e));
+        }
+        if v.insert(id, runs).is_some() {
+            return Err("version vector names a site twice".into());
+        }
+    }
+    if pos != blob.len() {
+        return Err("vector blob has trailing bytes".into());
+    }
+    Ok(v)
+}
+
+/// Runs of `mine` not covered by `theirs`.
+pub fn subtract(mine: &Runs, theirs: &Runs) -> Runs {
+    let mut out = Vec::new();
+    for &(s, e) in mine {
+        let mut cur = s;
+        for &(ts, te) in theirs {
+            if te < cur || ts > e {
+                continue;
+            }
+            if ts > cur {
+                out.push((cur, ts - 1));
+            }
+            cur = cur.max(te.saturating_add(1));
+            if cur > e {
+                break;
+            }
+        }
+        if cur <= e {
+            out.push((cur, e));
+        }
+    }
+    out
+}
+
+/// What a replica holding `theirs` lacks of `mine`: (site, start, end) runs.
+pub fn missing(mine: &Vector, theirs: &Vector) -> Vec<(SiteId, i64, i64)> {
+    let empty = Runs::new();
+    let mut out = Vec::new();
+    for (site, runs) in mine {
+        for (s, e) in subtract(runs, theirs.get(site).unwrap_or(&empty)) {
+            out.push((*site, s, e));
+        }
+    }
+    out
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+pub fn to_json(v: &Vector) -> String {
+    let sites: Vec<String> = v
+        .iter()
+        .map(|(site, runs)| {
+            let r: Vec<String> = runs.iter().map(|(s, e)| format!("[{s},{e}]")).collect();
+            format!("\"{}\":[{}]", hex(site), r.join(","))
+        })
+        .collect();
+    format!("{{{}}}", sites.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtract_runs() {
+        assert_eq!(subtract(&vec![(1, 10)], &vec![(3, 4), (8, 20)]), vec![(1, 2), (5, 7)]);
+        assert_eq!(subtract(&vec![(1, 10)], &vec![]), vec![(1, 10)]);
+        assert_eq!(subtract(&vec![(1, 10)], &vec![(1, 10)]), vec![]);
+        assert_eq!(subtract(&vec![(1, 3), (6, 9)], &vec![(2, 7)]), vec![(1, 1), (8, 9)]);
+    }
+
+    #[test]
+    fn blob_roundtrip_and_rejects() {
+        let mut v = Vector::new();
+        v.insert([1; 16], vec![(1, 5), (7, 7), (100, 1 << 40)]);
+        v.insert([2; 16], vec![(3, 3)]);
+        let b = encode(&v);
+        assert_eq!(decode(&b).unwrap(), v);
+        for cut in 0..b.len() {
+            assert!(decode(&b[..cut]).is_err());
+        }
+        let mut bad = b.clone();
+        bad.push(0);
+        assert!(decode(&bad).is_err());
+        assert!(decode(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert_eq!(to_json(&v).len() > 10, true);
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers shared by the SQL-level tests (they load dist/wavesync.so).
