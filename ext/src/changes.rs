@@ -294,7 +294,9 @@ fn may_match(have: ValueRef<'_>, op: Op, want: &Val) -> bool {
 enum Walk {
     /// Every clock row in pk order, after the last pk read.
     All { after: Vec<u8> },
-    /// Clock rows whose newest db_version is in [lo, hi], in (db_version, pk) order.
+    /// Clock rows whose newest db_version is at least lo, in (db_version, pk) order; cells
+    /// are then kept if their own db_version is in [lo, hi]. (The index holds each row's
+    /// newest version, so an upper bound cannot be applied to rows.)
     Versions { lo: i64, hi: i64, after: (i64, Vec<u8>) },
     One { pk: Vec<u8>, done: bool },
 }
@@ -463,9 +465,9 @@ impl ChangesCursor {
                     }
                     (page.len() as i64) < PAGE
                 }
-                Walk::Versions { lo, hi, after } => {
+                Walk::Versions { lo, after, .. } => {
                     let mut stmt = st.conn.prepare_cached(&t.sql.scan_dbv)?;
-                    let mut rows = stmt.query(params![*lo, *hi, after.0, after.1, PAGE])?;
+                    let mut rows = stmt.query(params![*lo, after.0, after.1, PAGE])?;
                     while let Some(r) = rows.next()? {
                         let pk: Vec<u8> = r.get(0)?;
                         let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
@@ -477,14 +479,13 @@ impl ChangesCursor {
                     (page.len() as i64) < PAGE
                 }
             };
-            let lo = match scan.walk {
-                Walk::Versions { lo, .. } => lo,
-                _ => 0,
+            let bounds = match scan.walk {
+                Walk::Versions { lo, hi, .. } => Some((lo, hi)),
+                _ => None,
             };
             for (pk, mut rc, _) in page {
-                if lo > 0 {
-                    // The index found the row by its newest cell; older cells are not news.
-                    rc.cells.retain(|(_, c)| c.db_version >= lo);
+                if let Some((lo, hi)) = bounds {
+                    rc.cells.retain(|(_, c)| c.db_version >= lo && c.db_version <= hi);
                 }
                 emit(&mut st, &t, pk, rc, &scan.cons, &mut self.buf)?;
             }

@@ -100,7 +100,7 @@ impl TableInfo {
             delete_row: format!("DELETE FROM {t} WHERE {pk_where}"),
             scan_pk: format!("SELECT pk, cl, clocks FROM {c} WHERE pk > ?1 ORDER BY pk LIMIT ?2"),
             scan_dbv: format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version BETWEEN ?1 AND ?2 AND (db_version, pk) > (?3, ?4) ORDER BY db_version, pk LIMIT ?5"
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version >= ?1 AND (db_version, pk) > (?2, ?3) ORDER BY db_version, pk LIMIT ?4"
             ),
         };
         TableInfo { name, pks, cols, policy, clock, sql }

@@ -1,0 +1,96 @@
+# wavesync — build, test and demo.
+#
+#   make            build dist/wavesync.so (the extension) and dist/wavesyncd (the daemon)
+#   make test       install what is missing, build, run every test suite
+#   make demo       install what is missing, build, run the two-file sync demo
+#   make deps       install the sqlite3 CLI (apt-get) and the Python venv (.venv) if missing
+#   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
+#
+# The workspace members are built one package per cargo invocation, never together: the
+# extension uses libsqlite3-sys with `loadable_extension`, the daemon and the tests use
+# `bundled`, and one invocation would unify the two feature sets.
+#
+# Every cargo command takes the lock file $(CARGO_LOCK) (flock) so that only one cargo build
+# runs at a time on this machine. Do not run make itself under the same flock (it would wait
+# for itself); set CARGO_LOCK= to disable the lock.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PYTHON     ?= python3
+VENV       ?= .venv
+CARGO_LOCK ?= /tmp/wavesync-cargo.lock
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+DIST       := dist
+
+CARGO      ?= cargo
+
+CARGO_RUN := $(CARGO)
+ifneq ($(strip $(CARGO_LOCK)),)
+  ifneq ($(shell command -v flock 2>/dev/null),)
+    CARGO_RUN := flock $(CARGO_LOCK) $(CARGO)
+  endif
+endif
+
+# root does not need sudo; everyone else does for apt-get.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
+
+.PHONY: all build ext daemon deps sqlite3-cli venv test demo clean distclean
+
+all: build
+
+build: ext daemon
+
+# Copy, then rename into place: a process that has the old file mapped keeps a valid file.
+ext:
+	$(CARGO_RUN) build --release -p wavesync-ext
+	@mkdir -p $(DIST)
+	@cp $(TARGET_DIR)/release/libwavesync.so $(DIST)/.wavesync.so.tmp
+	@mv -f $(DIST)/.wavesync.so.tmp $(DIST)/wavesync.so
+	@echo "built $(DIST)/wavesync.so"
+
+daemon:
+	$(CARGO_RUN) build --release -p wavesyncd
+	@mkdir -p $(DIST)
+	@cp $(TARGET_DIR)/release/wavesyncd $(DIST)/.wavesyncd.tmp
+	@mv -f $(DIST)/.wavesyncd.tmp $(DIST)/wavesyncd
+	@echo "built $(DIST)/wavesyncd"
+
+deps: sqlite3-cli venv
+
+sqlite3-cli:
+	@if ! command -v sqlite3 >/dev/null 2>&1; then \
+	  echo "deps: installing the sqlite3 CLI (apt-get)"; \
+	  $(APT) update && $(APT) install --no-install-recommends sqlite3 >/dev/null; \
+	fi
+
+venv:
+	@if ! $(VENV)/bin/python -c 'import pysqlite3.dbapi2, pytest' >/dev/null 2>&1; then \
+	  echo "deps: creating the Python venv $(VENV) (pysqlite3-binary, pytest)"; \
+	  if [ ! -x $(VENV)/bin/pip ]; then \
+	    rm -rf $(VENV); \
+	    if ! $(PYTHON) -m venv $(VENV) >/dev/null 2>&1; then \
+	      echo "deps: '$(PYTHON) -m venv' failed; installing python3-venv (apt-get)"; \
+	      rm -rf $(VENV); \
+	      $(APT) update && $(APT) install --no-install-recommends python3-venv >/dev/null; \
+	      $(PYTHON) -m venv $(VENV); \
+	    fi; \
+	  fi; \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check pysqlite3-binary pytest; \
+	fi
+
+test: deps build
+	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" \
+	  sql-tests/test-all.sh
+
+demo: deps build
+	@sql-tests/demo.sh
+
+clean:
+	$(CARGO_RUN) clean
+	rm -rf $(DIST)/wavesync.so $(DIST)/wavesyncd $(DIST)/.wavesync*.tmp sql-tests/out
+	find sql-tests bindings -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs every test suite in order and stops at the first failing suite (`make test` calls
+# this after `make deps build`):
+#   1. cargo test --release -p wavesync-ext          (unit tests of the extension)
+#   2. sql-tests/run.sh                              (SQL cases through the sqlite3 CLI)
+#   3. cargo test --release -p wavesync-sql-tests    (Rust tests loading dist/wavesync.so)
+#   4. pytest sql-tests/python                       (Python tests loading dist/wavesync.so)
+# and ends with one line `N passed, N failed` counting the tests of all suites that ran.
+#
+# Environment: WAVESYNC_EXT (default <repo>/dist/wavesync), VENV (default .venv),
+# CARGO_RUN (default: flock /tmp/wavesync-cargo.lock cargo).
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+export WAVESYNC_EXT="${WAVESYNC_EXT:-$root/dist/wavesync}"
+venv="${VENV:-.venv}"
+cargo_run="${CARGO_RUN:-flock /tmp/wavesync-cargo.lock cargo}"
+
+log="$(mktemp "${TMPDIR:-/tmp}/wavesync-test.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+
+total_passed=0
+total_failed=0
+
+summary() {
+    echo
+    echo "$total_passed passed, $total_failed failed"
+}
+
+# run_suite NAME PARSER CMD...: runs CMD with its output shown and logged, adds the counts
+# that PARSER reads from the log, and stops everything if CMD failed.
+run_suite() {
+    local name="$1" parser="$2"
+    shift 2
+    echo
+    echo "==> $name: $*"
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    local counts p f
+    counts="$("$parser" < "$log")"
+    p="${counts% *}"
+    f="${counts#* }"
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # failed without a countable test failure (build error, crash, missing file)
+    fi
+    total_passed=$((total_passed + p))
+    total_failed=$((total_failed + f))
+    if [ "$rc" -ne 0 ]; then
+        echo
+        echo "==> $name FAILED (exit $rc); stopping"
+        summary
+        exit 1
+    fi
+}
+
+# `test result: ok. 3 passed; 0 failed; ...` — one line per test binary and doc tests.
+parse_cargo() {
+    sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' |
+        awk '{p += $1; f += $2} END {print p + 0, f + 0}'
+}
+
+# `ok NAME` / `FAIL NAME` lines of run.sh.
+parse_sql() {
+    awk '/^ok / {p++} /^FAIL / {f++} END {print p + 0, f + 0}'
+}
+
+# pytest's last line, e.g. `1 failed, 3 passed, 1 error in 0.12s`.
+parse_pytest() {
+    grep -E '[0-9]+ (passed|failed|errors?)' | tail -n 1 |
+        awk '{
+            for (i = 2; i <= NF; i++) {
+                w = $i; gsub(/[^a-z]/, "", w)
+                if (w == "passed") p += $(i - 1)
+                else if (w == "failed" || w == "error" || w == "errors") f += $(i - 1)
+            }
+        } END {print p + 0, f + 0}'
+}
+
+# shellcheck disable=SC2086 # cargo_run is a command line on purpose
+run_suite "unit tests (wavesync-ext)" parse_cargo $cargo_run test --release -p wavesync-ext
+run_suite "SQL cases (sqlite3 CLI)" parse_sql "$here/run.sh"
+# shellcheck disable=SC2086
+run_suite "Rust tests (wavesync-sql-tests)" parse_cargo $cargo_run test --release -p wavesync-sql-tests
+run_suite "Python tests (pytest)" parse_pytest \
+    env PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
+
+summary
