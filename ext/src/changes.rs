@@ -131,13 +131,16 @@ unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
                 _ => {}
             }
         }
-        let cost = match (has_table, has_pk, has_dbv) {
-            (true, true, _) => 5.0,
-            (false, true, _) => 50.0,
-            (_, _, true) => 500.0,
-            (true, false, false) => 50_000.0,
-            _ => 1_000_000.0,
+        // idx_num names the walk (shown by EXPLAIN QUERY PLAN as `INDEX <num>:<constraints>`):
+        // 1 = point lookup by pk, 2 = db_version index range, 3 = one table, 0 = everything.
+        let (walk, cost) = match (has_table, has_pk, has_dbv) {
+            (true, true, _) => (1, 5.0),
+            (false, true, _) => (1, 50.0),
+            (_, _, true) => (2, 500.0),
+            (true, false, false) => (3, 50_000.0),
+            _ => (0, 1_000_000.0),
         };
+        info.set_idx_num(walk);
         info.set_estimated_cost(cost);
         info.set_estimated_rows(cost as i64);
         info.set_idx_str(&spec);

@@ -47,8 +47,6 @@ pub struct State {
     seen_commits: u64,
     seen_rollbacks: u64,
     pub rows_impacted: i64,
-    /// (site ordinal, origin version) last added to the vector in this transaction.
-    pub last_vector_add: Option<(i64, i64)>,
 }
 
 // The connection handle is only used from the thread SQLite calls us on.
@@ -74,7 +72,6 @@ impl Shared {
                 seen_commits: 0,
                 seen_rollbacks: 0,
                 rows_impacted: 0,
-                last_vector_add: None,
             }),
         }))
     }
@@ -133,7 +130,6 @@ impl State {
     fn end_transaction(&mut self, rolled_back: bool) {
         self.tx = None;
         self.rows_impacted = 0;
-        self.last_vector_add = None;
         if rolled_back {
             self.sites.retain(|_, (_, committed)| *committed);
             let sites = &self.sites;

@@ -24,13 +24,10 @@ const FORMAT: u8 = 1;
 /// Far above any real vector; bounds what a hostile blob can make us allocate.
 const MAX_ENTRIES: u64 = 1 << 24;
 
+/// Marks version `v` of site ordinal `site` applied. (No in-memory shortcut: a statement
+/// rollback can undo the row without telling us.)
 pub fn add_version(st: &mut State, site: i64, v: i64) -> Result<()> {
-    if site == 0 || st.last_vector_add == Some((site, v)) {
-        return Ok(());
-    }
-    add_range(st, site, v, v)?;
-    st.last_vector_add = Some((site, v));
-    Ok(())
+    add_range(st, site, v, v)
 }
 
 /// Marks versions `start..=end` of site ordinal `site` applied.
