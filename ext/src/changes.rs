@@ -360,10 +360,14 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
             _ => {}
         }
     }
-    let tables = match tables {
+    let mut tables = match tables {
         Some(t) => t,
         None => st.tables()?,
     };
+    tables.retain(|t| t.status != crate::schema::Status::Dropped);
+    for t in &tables {
+        t.check_usable()?;
+    }
     let kind = match pk {
         Some(pk) => WalkKind::One(pk),
         None if lo > 0 || hi < i64::MAX => WalkKind::Versions(lo, hi),
@@ -409,8 +413,8 @@ fn emit(
         let val = if *cid == SENTINEL {
             Val::Null
         } else {
-            match (&values, t.cols.get(*cid as usize - 1)) {
-                (Some(v), Some(_)) => v[*cid as usize - 1].clone(),
+            match (&values, t.pos(*cid)) {
+                (Some(v), Some(p)) => v[p].clone(),
                 _ => continue, // column no longer present, or base row missing
             }
         };

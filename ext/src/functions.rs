@@ -3,9 +3,9 @@
 use crate::error::{fail, Result};
 use crate::state::Shared;
 use crate::value::Val;
-use crate::{local, pack, schema, vector};
+use crate::{alter, local, pack, schema, vector};
 use rusqlite::functions::{Context, FunctionFlags};
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -68,20 +68,49 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             _ => return Err(fail("wavesync_as_crr([schema,] table [, delete_policy]) takes 1 to 3 arguments")),
         };
         let mut st = sh.lock()?;
+        alter::cleanup_dropped(&mut st)?;
         schema::as_crr(&mut st, schema.as_deref(), &table, policy.as_deref())?;
         Ok("OK")
     })?;
 
     let sh = shared.clone();
     register(db, "as_table", -1, utf8, true, move |ctx| {
-        let table = match ctx.len() {
-            1 => text_arg(ctx, 0, "wavesync_as_table")?,
-            2 => text_arg(ctx, 1, "wavesync_as_table")?,
-            _ => return Err(fail("wavesync_as_table([schema,] table) takes 1 or 2 arguments")),
-        };
+        let table = last_text_arg(ctx, "wavesync_as_table")?;
         let mut st = sh.lock()?;
         schema::as_table(&mut st, &table)?;
         Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "begin_alter", -1, utf8, true, move |ctx| {
+        let table = last_text_arg(ctx, "wavesync_begin_alter")?;
+        let mut st = sh.lock()?;
+        alter::begin_alter(&mut st, &table)?;
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "commit_alter", -1, utf8, true, move |ctx| {
+        let table = last_text_arg(ctx, "wavesync_commit_alter")?;
+        let mut st = sh.lock()?;
+        alter::cleanup_dropped(&mut st)?;
+        alter::commit_alter(&mut st, &sh.sync_bit, &table)?;
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "config_set", 2, utf8, true, move |ctx| {
+        let key = text_arg(ctx, 0, "wavesync_config_set")?;
+        let value: Value = ctx.get(1)?;
+        let mut st = sh.lock()?;
+        st.config_set(&key, value.clone())?;
+        Ok(value)
+    })?;
+
+    let sh = shared.clone();
+    register(db, "config_get", 1, utf8, true, move |ctx| {
+        let key = text_arg(ctx, 0, "wavesync_config_get")?;
+        sh.lock()?.config_get(&key)
     })?;
 
     let sh = shared.clone();
@@ -110,7 +139,8 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     register(db, "finalize", 0, utf8, true, move |_ctx| {
-        let st = sh.lock()?;
+        let mut st = sh.lock()?;
+        alter::cleanup_dropped(&mut st)?;
         st.conn.flush_prepared_statement_cache();
         Ok("OK")
     })?;
@@ -157,7 +187,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let mut st = sh.lock()?;
         st.tx()?;
         let ord = st.site_ord(&site, true)?.unwrap_or(0);
-        vector::add_range(&mut st, ord, start, end)?;
+        vector::mark_applied(&mut st, ord, &site, start, end)?;
         Ok(end - start + 1)
     })?;
 
@@ -207,14 +237,23 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         Ok(None)
     })?;
 
-    // Keep the unused-import lint quiet for helper types used only in some builds.
-    let _ = (ToSqlOutput::Owned(Value::Null),);
     Ok(())
 }
 
 fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {
     let name = text_arg(ctx, 0, "wavesync trigger")?;
-    st.table(&name)?.ok_or_else(|| {
+    let t = st.table(&name)?.ok_or_else(|| {
         fail(format!("wavesync: '{name}' has wavesync triggers but is not a CRR; drop its __wavesync_ triggers or run wavesync_as_crr('{name}')"))
-    })
+    })?;
+    t.check_usable()?;
+    Ok(t)
+}
+
+/// `f(table)` or `f(schema, table)`: the table name.
+fn last_text_arg(ctx: &Context<'_>, what: &str) -> Result<String> {
+    match ctx.len() {
+        1 => text_arg(ctx, 0, what),
+        2 => text_arg(ctx, 1, what),
+        _ => Err(fail(format!("{what}([schema,] table) takes 1 or 2 arguments"))),
+    }
 }

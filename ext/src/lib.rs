@@ -4,6 +4,7 @@
 //! `wavesync_changes` / `crsql_changes` virtual table and `wavesync_missing`, and the
 //! commit/rollback hooks that delimit transactions. See docs/ARCHITECTURE.md.
 
+pub mod alter;
 pub mod changes;
 pub mod clock;
 pub mod error;
@@ -40,7 +41,9 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         let shared = state::Shared::new(handle)?;
         // Best effort: a read-only database gets its metadata on the first write instead.
         if let Ok(mut st) = shared.lock() {
-            let _ = st.ensure_meta();
+            if st.ensure_meta().is_ok() {
+                let _ = alter::cleanup_dropped(&mut st);
+            }
         }
         functions::register_all(&db, &shared)?;
         let changes = vtab::update_module::<changes::ChangesTab>();

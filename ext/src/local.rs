@@ -17,14 +17,14 @@ fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
 
 pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let dbv = st.next_db_version(0)?;
-    let ncols = t.cols.len() as u32;
+    let ncols = t.cols.len();
     let rc = match st.get_clock(t, pk)? {
         None => {
-            let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(ncols as usize + 1) };
+            let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(ncols + 1) };
             if ncols == 0 {
                 rc.set(SENTINEL, local_cell(st, 1, dbv)?);
             }
-            for cid in 1..=ncols {
+            for &cid in &t.cids {
                 rc.set(cid, local_cell(st, 1, dbv)?);
             }
             rc
@@ -34,7 +34,7 @@ pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
             rc.cl += 1;
             rc.cells.clear();
             rc.set(SENTINEL, local_cell(st, rc.cl, dbv)?);
-            for cid in 1..=ncols {
+            for &cid in &t.cids {
                 rc.set(cid, local_cell(st, 1, dbv)?);
             }
             rc
@@ -44,7 +44,7 @@ pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
             if ncols == 0 {
                 return Ok(());
             }
-            for cid in 1..=ncols {
+            for &cid in &t.cids {
                 let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
                 rc.set(cid, local_cell(st, v, dbv)?);
             }
@@ -78,7 +78,7 @@ pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8],
     let dbv = st.next_db_version(0)?;
     let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
     for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
-        let cid = i as u32 + 1;
+        let cid = t.cids[i];
         let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
         rc.set(cid, local_cell(st, v, dbv)?);
     }

@@ -11,7 +11,7 @@
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::pack;
-use crate::schema::TableInfo;
+use crate::schema::{Status, TableInfo};
 use crate::state::{SiteId, State};
 use crate::value::{compare, Val};
 use crate::vector;
@@ -50,7 +50,7 @@ fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
 }
 
 fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
-    let mut stmt = st.conn.prepare_cached(&t.sql.select_col[cid as usize - 1])?;
+    let mut stmt = st.conn.prepare_cached(&t.sql.select_col[t.pos(cid).unwrap_or_default()])?;
     let mut rows = stmt.query(params_from_iter(pk.iter()))?;
     Ok(match rows.next()? {
         Some(r) => Val::from_ref(r.get_ref(0)?),
@@ -67,12 +67,13 @@ enum Outcome {
 }
 
 pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
-    let t = st.table(&ch.table)?.ok_or_else(|| {
+    let t = st.table(&ch.table)?.filter(|t| t.status != Status::Dropped).ok_or_else(|| {
         fail(format!(
             "wavesync_changes: '{}' is not a CRR table on this replica; run SELECT wavesync_as_crr('{}') after creating it",
             ch.table, ch.table
         ))
     })?;
+    t.check_usable()?;
     let pk = pack::unpack(&ch.pk).map_err(|e| fail(format!("wavesync_changes: bad pk for table '{}': {e}", t.name)))?;
     if pk.len() != t.pks.len() {
         return Err(fail(format!(
@@ -85,9 +86,13 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     if pk.iter().any(|v| *v == Val::Null) {
         return Err(fail(format!("wavesync_changes: bad pk for table '{}': primary key values cannot be NULL", t.name)));
     }
-    let cid = t.cid_of(&ch.cid).ok_or_else(|| {
-        fail(format!("wavesync_changes: table '{}' has no column '{}' (known: {})", t.name, ch.cid, t.cols.join(", ")))
-    })?;
+    if ch.cid.is_empty() {
+        return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
+    }
+    let Some(cid) = t.cid_of(&ch.cid) else {
+        // A peer that migrated first: keep the change until this replica has the column.
+        return keep_pending(st, ch);
+    };
     if cid != SENTINEL && ch.cl % 2 == 0 {
         return Err(fail(format!(
             "wavesync_changes: change of column '{}' carries an even causal length {} (a deleted row); only '-1' changes can delete",
@@ -103,7 +108,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         st.next_db_version(origin_version)?;
     }
     if let Some(ov) = ch.origin_version {
-        vector::add_version(st, site, ov)?;
+        vector::add_version(st, site, &ch.site_id, ov)?;
     }
 
     let local = st.get_clock(&t, &ch.pk)?;
@@ -124,7 +129,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
             } else if cid == SENTINEL {
                 exec(st, &t.sql.insert_pk, pk.iter().cloned())
             } else {
-                exec(st, &t.sql.upsert_col[cid as usize - 1], pk.iter().cloned().chain([ch.val.clone()]))
+                exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([ch.val.clone()]))
             }
         })?;
         st.put_clock(&t, &ch.pk, &rc)?;
@@ -155,7 +160,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
                 match by_value {
                     Ordering::Greater => Outcome::Value,
                     Ordering::Less => Outcome::Lose,
-                    Ordering::Equal if ch.site_id > st.site_of(l.site)? => Outcome::Metadata,
+                    Ordering::Equal if st.merge_equal_values()? && ch.site_id > st.site_of(l.site)? => Outcome::Metadata,
                     Ordering::Equal => Outcome::Lose,
                 }
             }
@@ -164,7 +169,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     match outcome {
         Outcome::Lose => return Ok(()),
         Outcome::Value => {
-            silenced(sync, || exec(st, &t.sql.upsert_col[cid as usize - 1], pk.iter().cloned().chain([ch.val.clone()])))?;
+            silenced(sync, || exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([ch.val.clone()])))?;
         }
         Outcome::Metadata => {}
     }
@@ -173,5 +178,35 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     rc.set(cid, incoming(dbv));
     st.put_clock(&t, &ch.pk, &rc)?;
     st.rows_impacted += 1;
+    Ok(())
+}
+
+/// Stores a change for a column this replica does not have yet; `wavesync_commit_alter`
+/// merges it once the column exists. Its origin version is not marked applied (a peer
+/// asking this replica for that version would not get the kept change), so catch-up keeps
+/// offering it until then.
+fn keep_pending(st: &mut State, ch: &Change) -> Result<()> {
+    st.tx()?;
+    st.conn
+        .prepare_cached(
+            "INSERT INTO wavesync_pending (tbl, pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(rusqlite::params![
+            ch.table,
+            ch.pk,
+            ch.cid,
+            ch.val,
+            ch.col_version,
+            ch.db_version,
+            &ch.site_id[..],
+            ch.cl,
+            ch.seq,
+            ch.origin_version
+        ])?;
+    if let Some(ov) = ch.origin_version {
+        if let Some(site) = st.site_ord(&ch.site_id, false)? {
+            vector::remove_version(st, site, ov)?;
+        }
+    }
     Ok(())
 }

@@ -49,15 +49,29 @@ pub struct TableSql {
     pub scan_dbv: String,
 }
 
+/// Whether the table still has the shape wavesync registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// `DROP TABLE` ran; the metadata is removed at the next load or schema call.
+    Dropped,
+    /// Altered without `wavesync_begin_alter`/`wavesync_commit_alter`: what changed.
+    Drifted(String),
+}
+
 #[derive(Debug)]
 pub struct TableInfo {
     pub name: String,
     pub pks: Vec<String>,
-    /// Tracked non-pk columns; column `cols[i]` has cid `i + 1` in the clock blob.
+    /// Tracked non-pk columns, in table order.
     pub cols: Vec<String>,
+    /// `cids[i]` is the stable id of `cols[i]` in the clock blob (0 is the sentinel). Ids
+    /// survive schema changes: a dropped column's id is never reused.
+    pub cids: Vec<u32>,
     pub policy: DeletePolicy,
     pub clock: String,
     pub sql: TableSql,
+    pub status: Status,
 }
 
 pub fn clock_table_name(table: &str) -> String {
@@ -65,7 +79,8 @@ pub fn clock_table_name(table: &str) -> String {
 }
 
 impl TableInfo {
-    pub fn new(name: String, pks: Vec<String>, cols: Vec<String>, policy: DeletePolicy) -> TableInfo {
+    pub fn new(name: String, pks: Vec<String>, columns: Vec<(u32, String)>, policy: DeletePolicy) -> TableInfo {
+        let (cids, cols): (Vec<u32>, Vec<String>) = columns.into_iter().unzip();
         let t = ident(&name);
         let clock = clock_table_name(&name);
         let c = ident(&clock);
@@ -103,28 +118,54 @@ impl TableInfo {
                 "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version >= ?1 AND (db_version, pk) > (?2, ?3) ORDER BY db_version, pk LIMIT ?4"
             ),
         };
-        TableInfo { name, pks, cols, policy, clock, sql }
+        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok }
     }
 
     pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
         let mut out = Vec::new();
         let mut tables = conn.prepare_cached("SELECT name, delete_policy FROM wavesync_tables ORDER BY name")?;
         let rows: Vec<(String, String)> = tables.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        let mut cols = conn.prepare_cached("SELECT kind, name FROM wavesync_columns WHERE tbl = ?1 ORDER BY kind, idx")?;
+        let mut cols = conn.prepare_cached(
+            "SELECT kind, idx, name FROM wavesync_columns WHERE tbl = ?1 AND kind IN ('pk', 'col') ORDER BY kind DESC, pos",
+        )?;
         for (name, policy) in rows {
             let mut pks = Vec::new();
             let mut cs = Vec::new();
-            for r in cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (kind, col) = r?;
+            for r in cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))? {
+                let (kind, idx, col) = r?;
                 if kind == "pk" {
                     pks.push(col)
                 } else {
-                    cs.push(col)
+                    cs.push((idx as u32, col))
                 }
             }
-            out.push(TableInfo::new(name, pks, cs, DeletePolicy::parse(&policy)?));
+            let mut t = TableInfo::new(name, pks, cs, DeletePolicy::parse(&policy)?);
+            t.status = match shape(conn, &t.name)? {
+                None => Status::Dropped,
+                Some((pks, cols)) if pks != t.pks || cols != t.cols => Status::Drifted(format!(
+                    "its columns are now ({}) with key ({}), wavesync tracks ({}) with key ({})",
+                    cols.join(", "),
+                    pks.join(", "),
+                    t.cols.join(", "),
+                    t.pks.join(", ")
+                )),
+                Some(_) => Status::Ok,
+            };
+            out.push(t);
         }
         Ok(out)
+    }
+
+    /// Refuses writes and merges on a table whose schema changed behind wavesync's back.
+    pub fn check_usable(&self) -> Result<()> {
+        match &self.status {
+            Status::Ok => Ok(()),
+            Status::Dropped => Err(fail(format!("wavesync: table '{}' was dropped", self.name))),
+            Status::Drifted(what) => Err(fail(format!(
+                "wavesync: table '{name}' was altered without wavesync_begin_alter: {what}; run SELECT wavesync_commit_alter('{name}') to adopt the new schema (and wrap future changes in wavesync_begin_alter('{name}') ... wavesync_commit_alter('{name}'))",
+                name = self.name
+            ))),
+        }
     }
 
     /// cid of a column name, or None. The sentinel is `-1`.
@@ -132,16 +173,39 @@ impl TableInfo {
         if name == "-1" {
             return Some(SENTINEL);
         }
-        self.cols.iter().position(|c| c == name).map(|i| i as u32 + 1)
+        self.cols.iter().position(|c| c == name).map(|i| self.cids[i])
+    }
+
+    /// Position of a cid in `cols` (and in the per-column SQL), if the column still exists.
+    pub fn pos(&self, cid: u32) -> Option<usize> {
+        self.cids.iter().position(|c| *c == cid)
     }
 
     pub fn col_name(&self, cid: u32) -> &str {
-        if cid == SENTINEL {
-            "-1"
-        } else {
-            &self.cols[cid as usize - 1]
+        match self.pos(cid) {
+            _ if cid == SENTINEL => "-1",
+            Some(p) => &self.cols[p],
+            None => "",
         }
     }
+}
+
+/// The table's current key columns (in key order) and tracked columns, or None when it no
+/// longer exists. Generated columns are not tracked.
+fn shape(conn: &Connection, name: &str) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    if !conn
+        .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([name])?
+    {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached("SELECT name, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid")?;
+    let cols: Vec<(String, i64, i64)> =
+        stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    let mut pks: Vec<(i64, String)> = cols.iter().filter(|c| c.1 > 0).map(|c| (c.1, c.0.clone())).collect();
+    pks.sort();
+    let tracked = cols.iter().filter(|c| c.1 == 0 && c.2 == 0).map(|c| c.0.clone()).collect();
+    Ok(Some((pks.into_iter().map(|p| p.1).collect(), tracked)))
 }
 
 struct ColumnInfo {
@@ -158,7 +222,7 @@ fn refuse(table: &str, problem: &str, fix: &str) -> rusqlite::Error {
 }
 
 /// Reads the table's shape and refuses tables whose merges could not converge.
-fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<String>)> {
+pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<String>)> {
     let found: Option<(String, String, i64)> = conn
         .query_row(
             "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE",
@@ -242,7 +306,7 @@ fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<S
     Ok((name, pks, tracked))
 }
 
-fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
+pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
     let name = &t.name;
     let tq = ident(name);
     let lit = literal(name);
@@ -271,7 +335,7 @@ fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
     Ok(())
 }
 
-fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
+pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
     for suffix in ["ins", "upd", "del"] {
         conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(&format!("{name}__wavesync_{suffix}"))))?;
     }
@@ -307,13 +371,14 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
         return Ok(());
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
-    let info = TableInfo::new(name.clone(), pks, cols, policy);
+    let columns = cols.into_iter().enumerate().map(|(i, c)| (i as u32 + 1, c)).collect();
+    let info = TableInfo::new(name.clone(), pks, columns, policy);
     st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
     for (i, p) in info.pks.iter().enumerate() {
-        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name) VALUES (?1, 'pk', ?2, ?3)", params![name, i as i64, p])?;
+        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)", params![name, i as i64, p])?;
     }
-    for (i, c) in info.cols.iter().enumerate() {
-        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name) VALUES (?1, 'col', ?2, ?3)", params![name, i as i64 + 1, c])?;
+    for (pos, (cid, c)) in info.cids.iter().zip(&info.cols).enumerate() {
+        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'col', ?2, ?3, ?4)", params![name, cid, c, pos as i64])?;
     }
     let c = ident(&info.clock);
     st.conn.execute_batch(&format!(
@@ -328,7 +393,7 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
 }
 
 /// Gives every existing row a clock, as if it had been inserted now.
-fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
+pub(crate) fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
     let pk_list = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", ");
     let sql = format!("SELECT {pk_list} FROM {}", ident(&t.name));
     let keys: Vec<Vec<u8>> = {
@@ -352,7 +417,7 @@ fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
             let seq = st.next_seq()?;
             rc.set(SENTINEL, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
         }
-        for cid in 1..=t.cols.len() as u32 {
+        for &cid in &t.cids {
             let seq = st.next_seq()?;
             rc.set(cid, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
         }
@@ -366,16 +431,29 @@ pub fn as_table(st: &mut State, table: &str) -> Result<()> {
     let t = st
         .table(table)?
         .ok_or_else(|| fail(format!("wavesync_as_table: '{table}' is not a CRR")))?;
-    // Keep db_version monotonic: the clocks being dropped may hold the highest version.
+    remove_metadata(st, &t)
+}
+
+/// Drops a CRR's triggers, clock table and metadata, keeping db_version monotonic (the
+/// clocks being dropped may hold the highest version).
+pub(crate) fn remove_metadata(st: &mut State, t: &TableInfo) -> Result<()> {
+    raise_floor(st)?;
+    drop_triggers(&st.conn, &t.name)?;
+    st.conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", ident(&t.clock)))?;
+    st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1", [&t.name])?;
+    st.conn.execute("DELETE FROM wavesync_tables WHERE name = ?1", [&t.name])?;
+    st.conn.execute("DELETE FROM wavesync_pending WHERE tbl = ?1", [&t.name])?;
+    st.invalidate_tables();
+    Ok(())
+}
+
+/// Records the current db_version as a floor before clock rows are deleted, so the
+/// version can never go back and be reused.
+pub(crate) fn raise_floor(st: &mut State) -> Result<()> {
     let current = st.current_db_version()?;
     st.conn.execute(
         "INSERT INTO wavesync_meta (key, value) VALUES ('db_version_floor', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         [current],
     )?;
-    drop_triggers(&st.conn, &t.name)?;
-    st.conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", ident(&t.clock)))?;
-    st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1", [&t.name])?;
-    st.conn.execute("DELETE FROM wavesync_tables WHERE name = ?1", [&t.name])?;
-    st.invalidate_tables();
     Ok(())
 }

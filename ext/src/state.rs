@@ -47,6 +47,7 @@ pub struct State {
     seen_commits: u64,
     seen_rollbacks: u64,
     pub rows_impacted: i64,
+    merge_equal_values: Option<bool>,
 }
 
 // The connection handle is only used from the thread SQLite calls us on.
@@ -72,6 +73,7 @@ impl Shared {
                 seen_commits: 0,
                 seen_rollbacks: 0,
                 rows_impacted: 0,
+                merge_equal_values: None,
             }),
         }))
     }
@@ -122,14 +124,21 @@ pub const META_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS wavesync_meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wavesync_sites (ord INTEGER PRIMARY KEY, site_id BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS wavesync_tables (name TEXT PRIMARY KEY NOT NULL, delete_policy TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS wavesync_columns (tbl TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tbl, kind, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wavesync_columns (tbl TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (tbl, kind, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wavesync_vector (site_ord INTEGER NOT NULL, start INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (site_ord, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wavesync_pending (tbl TEXT NOT NULL, pk BLOB NOT NULL, cid TEXT NOT NULL, val, col_version INTEGER NOT NULL, db_version INTEGER NOT NULL, site_id BLOB NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL, origin_version INTEGER);
+CREATE INDEX IF NOT EXISTS wavesync_pending_origin ON wavesync_pending (site_id, origin_version);
+CREATE INDEX IF NOT EXISTS wavesync_pending_tbl ON wavesync_pending (tbl);
 ";
+
+/// Settings of `wavesync_config_set`, stored in wavesync_meta as `config:<name>`.
+pub const CONFIG_KEYS: &[&str] = &["merge-equal-values"];
 
 impl State {
     fn end_transaction(&mut self, rolled_back: bool) {
         self.tx = None;
         self.rows_impacted = 0;
+        self.merge_equal_values = None;
         if rolled_back {
             self.sites.retain(|_, (_, committed)| *committed);
             let sites = &self.sites;
@@ -140,6 +149,43 @@ impl State {
             for v in self.sites.values_mut() {
                 v.1 = true;
             }
+        }
+    }
+
+    /// `merge-equal-values` (default 1): on a tie of equal values, the larger site id takes
+    /// the clock, so every replica stores identical metadata. 0 keeps the local clock, as
+    /// cr-sqlite 0.16 does by default.
+    pub fn merge_equal_values(&mut self) -> Result<bool> {
+        if let Some(v) = self.merge_equal_values {
+            return Ok(v);
+        }
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'config:merge-equal-values'")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let v = v.unwrap_or(1) != 0;
+        self.merge_equal_values = Some(v);
+        Ok(v)
+    }
+
+    pub fn config_set(&mut self, key: &str, value: rusqlite::types::Value) -> Result<()> {
+        if !CONFIG_KEYS.contains(&key) {
+            return Err(fail(format!("wavesync_config_set: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", "))));
+        }
+        self.ensure_meta()?;
+        self.conn.execute(
+            "INSERT INTO wavesync_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![format!("config:{key}"), value],
+        )?;
+        self.merge_equal_values = None;
+        Ok(())
+    }
+
+    pub fn config_get(&mut self, key: &str) -> Result<rusqlite::types::Value> {
+        match key {
+            "merge-equal-values" => Ok(rusqlite::types::Value::Integer(self.merge_equal_values()? as i64)),
+            _ => Err(fail(format!("wavesync_config_get: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", ")))),
         }
     }
 
@@ -155,7 +201,11 @@ impl State {
         if self.site_id.is_some() {
             return Ok(());
         }
-        if !self.meta_exists()? {
+        let newest_present = self
+            .conn
+            .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_pending'")?
+            .exists([])?;
+        if !newest_present {
             self.conn.execute_batch(META_TABLES)?;
         }
         let existing: Option<Vec<u8>> = self

@@ -14,6 +14,7 @@
 //! byte order, runs ascending and disjoint.
 
 use crate::error::{fail, Result};
+use rusqlite::OptionalExtension;
 use crate::state::{SiteId, State};
 use std::collections::BTreeMap;
 
@@ -24,14 +25,61 @@ const FORMAT: u8 = 1;
 /// Far above any real vector; bounds what a hostile blob can make us allocate.
 const MAX_ENTRIES: u64 = 1 << 24;
 
-/// Marks version `v` of site ordinal `site` applied. (No in-memory shortcut: a statement
-/// rollback can undo the row without telling us.)
-pub fn add_version(st: &mut State, site: i64, v: i64) -> Result<()> {
-    add_range(st, site, v, v)
+/// Marks version `v` of site ordinal `site` applied, unless some change of that version is
+/// waiting in wavesync_pending. (No in-memory shortcut: a statement rollback can undo the
+/// row without telling us.)
+pub fn add_version(st: &mut State, site: i64, site_id: &SiteId, v: i64) -> Result<()> {
+    mark_applied(st, site, site_id, v, v)
+}
+
+/// Marks versions `start..=end` of a site applied, except versions with pending changes.
+pub fn mark_applied(st: &mut State, site: i64, site_id: &SiteId, start: i64, end: i64) -> Result<()> {
+    if site == 0 {
+        return Ok(());
+    }
+    let held: Vec<i64> = st
+        .conn
+        .prepare_cached(
+            "SELECT DISTINCT origin_version FROM wavesync_pending WHERE site_id = ?1 AND origin_version BETWEEN ?2 AND ?3 ORDER BY 1",
+        )?
+        .query_map(rusqlite::params![&site_id[..], start, end], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut from = start;
+    for h in held {
+        if h > from {
+            add_range(st, site, from, h - 1)?;
+        }
+        from = h + 1;
+    }
+    if from <= end {
+        add_range(st, site, from, end)?;
+    }
+    Ok(())
+}
+
+/// Takes version `v` of site ordinal `site` out of the vector (splitting its run).
+pub fn remove_version(st: &mut State, site: i64, v: i64) -> Result<()> {
+    let run: Option<(i64, i64)> = st
+        .conn
+        .prepare_cached("SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+        .query_row(rusqlite::params![site, v], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((s, l)) = run.filter(|(_, l)| *l >= v) else { return Ok(()) };
+    st.conn
+        .prepare_cached("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?
+        .execute(rusqlite::params![site, s])?;
+    let mut ins = st.conn.prepare_cached("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?;
+    if s < v {
+        ins.execute(rusqlite::params![site, s, v - 1])?;
+    }
+    if v < l {
+        ins.execute(rusqlite::params![site, v + 1, l])?;
+    }
+    Ok(())
 }
 
 /// Marks versions `start..=end` of site ordinal `site` applied.
-pub fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
+fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
     if site == 0 {
         return Ok(());
     }
