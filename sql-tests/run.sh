@@ -77,6 +77,8 @@ for name in "${names[@]}"; do
     work="$tmp_root/$name"
     mkdir -p "$work"
     ln -s "$root/dist" "$work/dist"
+    # The cr-sqlite fixtures live in the sibling shared/ folder.
+    [ -d "$root/../shared" ] && ln -s "$root/../shared" "$work/shared"
     # -init /dev/null: ignore the user's ~/.sqliterc so output does not depend on it.
     ( cd "$work" && timeout "$case_timeout" "$sqlite3_bin" -batch -init /dev/null < "$sql" ) > "$actual" 2>&1
     rc=$?

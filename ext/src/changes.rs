@@ -127,7 +127,6 @@ unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
                 (C_TABLE, Op::Eq | Op::Is) => has_table = true,
                 (C_PK, Op::Eq | Op::Is) => has_pk = true,
                 (C_DB_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
-                (C_ORIGIN_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
                 _ => {}
             }
         }

@@ -53,11 +53,19 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let (schema, table, policy) = match ctx.len() {
             1 => (None, text_arg(ctx, 0, "wavesync_as_crr")?, None),
             2 => {
+                // (schema, table) when the first argument names an attached database,
+                // otherwise (table, delete_policy).
+                let first = text_arg(ctx, 0, "wavesync_as_crr")?;
                 let second = text_arg(ctx, 1, "wavesync_as_crr")?;
-                if schema::DeletePolicy::parse(&second).is_ok() {
-                    (None, text_arg(ctx, 0, "wavesync_as_crr")?, Some(second))
+                let is_schema = sh
+                    .lock()?
+                    .conn
+                    .prepare_cached("SELECT 1 FROM pragma_database_list WHERE name = ?1 COLLATE NOCASE")?
+                    .exists([&first])?;
+                if is_schema {
+                    (Some(first), second, None)
                 } else {
-                    (Some(text_arg(ctx, 0, "wavesync_as_crr")?), second, None)
+                    (None, first, Some(second))
                 }
             }
             3 => (

@@ -139,15 +139,33 @@ impl State {
         self.tx = None;
         self.rows_impacted = 0;
         self.merge_equal_values = None;
+        // Ordinals added during the transaction may have been undone by a statement or
+        // savepoint rollback that no hook reports: keep them only if their row committed.
+        let tentative: Vec<(SiteId, i64)> =
+            self.sites.iter().filter(|(_, (_, c))| !*c).map(|(s, (o, _))| (*s, *o)).collect();
+        for (site, ord) in tentative {
+            let kept = !rolled_back
+                && self
+                    .conn
+                    .prepare_cached("SELECT 1 FROM wavesync_sites WHERE site_id = ?1 AND ord = ?2")
+                    .and_then(|mut s| s.exists(rusqlite::params![&site[..], ord]))
+                    .unwrap_or(false);
+            if kept {
+                self.sites.insert(site, (ord, true));
+            } else {
+                self.forget_site(&site);
+            }
+        }
         if rolled_back {
-            self.sites.retain(|_, (_, committed)| *committed);
-            let sites = &self.sites;
-            self.ords.retain(|_, s| sites.contains_key(s));
             self.tables_loaded = false;
             self.site_id = None;
-        } else {
-            for v in self.sites.values_mut() {
-                v.1 = true;
+        }
+    }
+
+    fn forget_site(&mut self, site: &SiteId) {
+        if let Some((ord, _)) = self.sites.remove(site) {
+            if self.ords.get(&ord) == Some(site) {
+                self.ords.remove(&ord);
             }
         }
     }
@@ -241,6 +259,8 @@ impl State {
         if let Some((ord, true)) = self.sites.get(site) {
             return Ok(Some(*ord));
         }
+        // Unknown, or added in this transaction and possibly rolled back since: ask the table.
+        self.forget_site(site);
         let found: Option<i64> = self
             .conn
             .prepare_cached("SELECT ord FROM wavesync_sites WHERE site_id = ?1")?
@@ -259,6 +279,7 @@ impl State {
             }
             None => return Ok(None),
         };
+        // Found inside a transaction, the row may be this transaction's own: confirm at its end.
         let committed = self.tx.is_none();
         self.sites.insert(*site, (ord, committed));
         self.ords.insert(ord, *site);
