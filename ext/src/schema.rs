@@ -371,6 +371,11 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
         return Ok(());
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
+    if policy == DeletePolicy::AddWins {
+        return Err(fail(format!(
+            "wavesync_as_crr: the 'add_wins' delete policy is not available yet; make '{name}' a CRR with 'delete_wins' (the default)"
+        )));
+    }
     let columns = cols.into_iter().enumerate().map(|(i, c)| (i as u32 + 1, c)).collect();
     let info = TableInfo::new(name.clone(), pks, columns, policy);
     st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
