@@ -15,12 +15,26 @@ use crate::value::Val;
 use rusqlite::params;
 use std::sync::atomic::AtomicBool;
 
+/// Puts the table in "altering" mode: the update trigger stops naming columns (ALTER
+/// TABLE would refuse to drop a column a trigger uses) and counts an update as a write of
+/// every tracked column; inserts and deletes are recorded as usual. The db_version at
+/// this point is kept, so commit_alter can tell rows written during the alteration.
 pub fn begin_alter(st: &mut State, table: &str) -> Result<()> {
     let t = st
         .table(table)?
         .ok_or_else(|| fail(format!("wavesync_begin_alter: '{table}' is not a CRR")))?;
-    // The triggers name every column: ALTER TABLE would refuse to drop a column they use.
-    schema::drop_triggers(&st.conn, &t.name)
+    if let Status::Altering(_) = t.status {
+        return Ok(());
+    }
+    t.check_usable()?;
+    let current = st.current_db_version()?;
+    st.conn.execute(
+        "INSERT OR REPLACE INTO wavesync_meta (key, value) VALUES ('altering:' || ?1, ?2)",
+        params![t.name, current],
+    )?;
+    schema::create_triggers(&st.conn, &t, true)?;
+    st.invalidate_tables();
+    Ok(())
 }
 
 /// Assigns clock ids to the new column list: same name keeps its id, a column renamed in
@@ -50,6 +64,11 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
         .ok_or_else(|| fail(format!("wavesync_commit_alter: '{table}' is not a CRR")))?;
     let (name, pks, cols) = schema::inspect(&st.conn, &old.name)
         .map_err(|e| fail(e.to_string().replace("wavesync_as_crr:", "wavesync_commit_alter:")))?;
+    let began_at = match old.status {
+        Status::Altering(v) => v,
+        _ => st.current_db_version()?,
+    };
+    st.conn.execute("DELETE FROM wavesync_meta WHERE key = 'altering:' || ?1", [&name])?;
     let mut next_cid: u32 = st.conn.query_row(
         "SELECT ifnull(max(idx), 0) FROM wavesync_columns WHERE tbl = ?1 AND kind IN ('col', 'dropped')",
         [&old.name],
@@ -58,8 +77,8 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
     let rekey = pks != old.pks;
     let columns = assign_cids(&old, &cols, &mut next_cid);
     let kept: Vec<u32> = columns.iter().map(|c| c.0).collect();
-    let added: Vec<u32> = kept.iter().copied().filter(|c| old.pos(*c).is_none()).collect();
     let retired: Vec<u32> = old.cids.iter().copied().filter(|c| !kept.contains(c)).collect();
+    let added: Vec<u32> = kept.iter().copied().filter(|c| old.pos(*c).is_none()).collect();
 
     st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1 AND kind IN ('pk', 'col')", [&name])?;
     for (i, p) in pks.iter().enumerate() {
@@ -71,14 +90,15 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
             params![name, cid, c, pos as i64],
         )?;
     }
-    for cid in &retired {
+    let old_names: Vec<String> = old.cids.iter().filter(|c| retired.contains(c)).map(|c| old.col_name(*c).to_string()).collect();
+    for (cid, dropped_name) in retired.iter().zip(&old_names) {
         st.conn.execute(
-            "INSERT OR REPLACE INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'dropped', ?2, '', -1)",
-            params![name, cid],
+            "INSERT OR REPLACE INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'dropped', ?2, ?3, -1)",
+            params![name, cid, dropped_name],
         )?;
     }
     let info = TableInfo::new(name.clone(), pks, columns, old.policy);
-    schema::create_triggers(&st.conn, &info)?;
+    schema::create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
 
     if rekey {
@@ -87,29 +107,94 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
         schema::raise_floor(st)?;
         st.conn.execute_batch(&format!("DELETE FROM {};", ident(&info.clock)))?;
         schema::backfill(st, &info)?;
-    } else if !added.is_empty() || !retired.is_empty() {
-        rewrite_clocks(st, &info, &added, &retired)?;
+        return replay_pending(st, sync, &info.name);
     }
+    if !retired.is_empty() {
+        prune(st, &info, &retired)?;
+    }
+    add_column_clocks(st, &info, &added, began_at)?;
     replay_pending(st, sync, &info.name)
 }
 
-/// Adds clocks for new columns to every live row — at the current db_version, so a
-/// migration that changes no data does not look like news — and prunes retired ids.
-fn rewrite_clocks(st: &mut State, t: &TableInfo, added: &[u32], retired: &[u32]) -> Result<()> {
-    let dbv = st.current_db_version()?;
+/// Removes the cells of retired column ids from every clock row.
+fn prune(st: &mut State, t: &TableInfo, retired: &[u32]) -> Result<()> {
+    for (pk, mut rc) in all_clocks(st, t)? {
+        let before = rc.cells.len();
+        rc.cells.retain(|(cid, _)| !retired.contains(cid));
+        if rc.cells.len() != before {
+            st.put_clock(t, &pk, &rc)?;
+        }
+    }
+    Ok(())
+}
+
+fn all_clocks(st: &State, t: &TableInfo) -> Result<Vec<(Vec<u8>, RowClock)>> {
     let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = st
         .conn
         .prepare(&format!("SELECT pk, cl, clocks FROM {}", ident(&t.clock)))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    for (pk, cl, blob) in rows {
-        let mut rc = RowClock::decode(cl, &blob).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))?;
-        rc.cells.retain(|(cid, _)| !retired.contains(cid));
-        if rc.is_live() {
-            for &cid in added {
+    rows.into_iter()
+        .map(|(pk, cl, blob)| {
+            RowClock::decode(cl, &blob).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
+        })
+        .collect()
+}
+
+/// The site id of clocks that every replica derives by itself from a schema change (the
+/// default value of a new column): with the same metadata everywhere, replicas that ran
+/// the same migration hold identical clocks without exchanging them.
+pub const MIGRATION_SITE: SiteId = [0; 16];
+
+/// Gives every live row a clock for each new column, and a clock to rows that have none
+/// (written while no trigger recorded them):
+/// - rows untouched since begin_alter: col_version 1 from MIGRATION_SITE at the current
+///   db_version — a migration that changes no data is not news;
+/// - rows written during the alteration: a local write at a new db_version.
+/// Cells with a kept change from a peer get no default clock: the kept change is merged
+/// next and must not lose a tie against a default.
+fn add_column_clocks(st: &mut State, t: &TableInfo, added: &[u32], began_at: i64) -> Result<()> {
+    schema::backfill_missing(st, t)?;
+    if added.is_empty() {
+        return Ok(());
+    }
+    let kept: std::collections::HashSet<(Vec<u8>, String)> = st
+        .conn
+        .prepare("SELECT pk, cid FROM wavesync_pending WHERE tbl = ?1")?
+        .query_map([&t.name], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let current = st.current_db_version()?;
+    let mut migration_site = None;
+    for (pk, mut rc) in all_clocks(st, t)? {
+        if !rc.is_live() {
+            continue;
+        }
+        let missing: Vec<u32> = added
+            .iter()
+            .copied()
+            .filter(|c| rc.get(*c).is_none() && !kept.contains(&(pk.clone(), t.col_name(*c).to_string())))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let written_during_alter = rc.max_db_version() > began_at;
+        for cid in missing {
+            let cell = if written_during_alter {
+                let dbv = st.next_db_version(0)?;
                 let seq = st.next_seq()?;
-                rc.set(cid, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
-            }
+                Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq }
+            } else {
+                let site = match migration_site {
+                    Some(s) => s,
+                    None => {
+                        let s = st.site_ord(&MIGRATION_SITE, true)?.unwrap_or(0);
+                        migration_site = Some(s);
+                        s
+                    }
+                };
+                Cell { col_version: 1, db_version: current, site, origin_version: 0, seq: 0 }
+            };
+            rc.set(cid, cell);
         }
         st.put_clock(t, &pk, &rc)?;
     }

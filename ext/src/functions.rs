@@ -189,7 +189,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         };
         let start = int_arg(ctx, 1, "wavesync_mark_applied")?;
         let end = int_arg(ctx, 2, "wavesync_mark_applied")?;
-        if start < 1 || end < start {
+        if start < 0 || end < start {
             return Err(fail(format!("wavesync_mark_applied: invalid version range {start}..{end}")));
         }
         let mut st = sh.lock()?;
@@ -206,6 +206,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             return Ok(None::<i64>);
         }
         let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
         let t = table_for(&mut st, ctx)?;
         let pk = pack_args(ctx, 1, t.pks.len())?;
         local::after_insert(&mut st, &t, &pk)?;
@@ -218,6 +219,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             return Ok(None::<i64>);
         }
         let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
         let t = table_for(&mut st, ctx)?;
         let pk = pack_args(ctx, 1, t.pks.len())?;
         local::after_delete(&mut st, &t, &pk)?;
@@ -230,9 +232,11 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             return Ok(None::<i64>);
         }
         let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
         let t = table_for(&mut st, ctx)?;
         let n = t.pks.len();
-        if ctx.len() != 1 + 2 * n + t.cols.len() {
+        let coarse = ctx.len() == 1 + 2 * n; // between begin_alter and commit_alter
+        if !coarse && ctx.len() != 1 + 2 * n + t.cols.len() {
             return Err(fail(format!(
                 "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
                 t.name
@@ -240,7 +244,9 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         }
         let new_pk = pack_args(ctx, 1, n)?;
         let old_pk = pack_args(ctx, 1 + n, n)?;
-        let changed: Vec<bool> = (0..t.cols.len()).map(|i| matches!(ctx.get_raw(1 + 2 * n + i), ValueRef::Integer(v) if v != 0)).collect();
+        let changed: Vec<bool> = (0..t.cols.len())
+            .map(|i| coarse || matches!(ctx.get_raw(1 + 2 * n + i), ValueRef::Integer(v) if v != 0))
+            .collect();
         local::after_update(&mut st, &t, &new_pk, &old_pk, &changed)?;
         Ok(None)
     })?;

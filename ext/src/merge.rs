@@ -67,13 +67,15 @@ enum Outcome {
 }
 
 pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
+    // Starting the transaction view first also notices a schema change made since.
+    st.tx()?;
     let t = st.table(&ch.table)?.filter(|t| t.status != Status::Dropped).ok_or_else(|| {
         fail(format!(
             "wavesync_changes: '{}' is not a CRR table on this replica; run SELECT wavesync_as_crr('{}') after creating it",
             ch.table, ch.table
         ))
     })?;
-    t.check_usable()?;
+    t.check_mergeable()?;
     let pk = pack::unpack(&ch.pk).map_err(|e| fail(format!("wavesync_changes: bad pk for table '{}': {e}", t.name)))?;
     if pk.len() != t.pks.len() {
         return Err(fail(format!(
@@ -90,6 +92,14 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
     }
     let Some(cid) = t.cid_of(&ch.cid) else {
+        if t.dropped.iter().any(|d| *d == ch.cid) {
+            // A peer that has not dropped the column yet: its value has nowhere to go.
+            if let Some(ov) = ch.origin_version {
+                let site = st.site_ord(&ch.site_id, true)?.unwrap_or(0);
+                vector::add_version(st, site, &ch.site_id, ov)?;
+            }
+            return Ok(());
+        }
         // A peer that migrated first: keep the change until this replica has the column.
         return keep_pending(st, ch);
     };
@@ -189,7 +199,7 @@ fn keep_pending(st: &mut State, ch: &Change) -> Result<()> {
     st.tx()?;
     st.conn
         .prepare_cached(
-            "INSERT INTO wavesync_pending (tbl, pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR IGNORE INTO wavesync_pending (tbl, pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(rusqlite::params![
             ch.table,

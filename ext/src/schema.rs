@@ -6,7 +6,7 @@ use crate::error::{fail, ident, literal, Result};
 use crate::pack;
 use crate::state::State;
 use crate::value::Val;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeletePolicy {
@@ -57,6 +57,9 @@ pub enum Status {
     Dropped,
     /// Altered without `wavesync_begin_alter`/`wavesync_commit_alter`: what changed.
     Drifted(String),
+    /// Between `wavesync_begin_alter` and `wavesync_commit_alter`; holds the db_version at
+    /// begin_alter. Local writes are recorded (coarsely), merges wait.
+    Altering(i64),
 }
 
 #[derive(Debug)]
@@ -72,6 +75,8 @@ pub struct TableInfo {
     pub clock: String,
     pub sql: TableSql,
     pub status: Status,
+    /// Names of columns dropped by an earlier commit_alter: changes for them are ignored.
+    pub dropped: Vec<String>,
 }
 
 pub fn clock_table_name(table: &str) -> String {
@@ -118,7 +123,7 @@ impl TableInfo {
                 "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version >= ?1 AND (db_version, pk) > (?2, ?3) ORDER BY db_version, pk LIMIT ?4"
             ),
         };
-        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok }
+        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new() }
     }
 
     pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
@@ -126,22 +131,29 @@ impl TableInfo {
         let mut tables = conn.prepare_cached("SELECT name, delete_policy FROM wavesync_tables ORDER BY name")?;
         let rows: Vec<(String, String)> = tables.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         let mut cols = conn.prepare_cached(
-            "SELECT kind, idx, name FROM wavesync_columns WHERE tbl = ?1 AND kind IN ('pk', 'col') ORDER BY kind DESC, pos",
+            "SELECT kind, idx, name FROM wavesync_columns WHERE tbl = ?1 ORDER BY kind DESC, pos",
         )?;
         for (name, policy) in rows {
             let mut pks = Vec::new();
             let mut cs = Vec::new();
+            let mut dropped = Vec::new();
             for r in cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))? {
                 let (kind, idx, col) = r?;
-                if kind == "pk" {
-                    pks.push(col)
-                } else {
-                    cs.push((idx as u32, col))
+                match kind.as_str() {
+                    "pk" => pks.push(col),
+                    "col" => cs.push((idx as u32, col)),
+                    _ => dropped.push(col),
                 }
             }
             let mut t = TableInfo::new(name, pks, cs, DeletePolicy::parse(&policy)?);
+            t.dropped = dropped;
+            let altering: Option<i64> = conn
+                .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'altering:' || ?1")?
+                .query_row([&t.name], |r| r.get(0))
+                .optional()?;
             t.status = match shape(conn, &t.name)? {
                 None => Status::Dropped,
+                Some(_) if altering.is_some() => Status::Altering(altering.unwrap_or(0)),
                 Some((pks, cols)) if pks != t.pks || cols != t.cols => Status::Drifted(format!(
                     "its columns are now ({}) with key ({}), wavesync tracks ({}) with key ({})",
                     cols.join(", "),
@@ -156,10 +168,22 @@ impl TableInfo {
         Ok(out)
     }
 
+    /// Refuses merges while the table is between begin_alter and commit_alter (its
+    /// columns may not match the registered ones yet).
+    pub fn check_mergeable(&self) -> Result<()> {
+        if let Status::Altering(_) = self.status {
+            return Err(fail(format!(
+                "wavesync_changes: table '{name}' is being altered (wavesync_begin_alter ran); merge after wavesync_commit_alter('{name}')",
+                name = self.name
+            )));
+        }
+        self.check_usable()
+    }
+
     /// Refuses writes and merges on a table whose schema changed behind wavesync's back.
     pub fn check_usable(&self) -> Result<()> {
         match &self.status {
-            Status::Ok => Ok(()),
+            Status::Ok | Status::Altering(_) => Ok(()),
             Status::Dropped => Err(fail(format!("wavesync: table '{}' was dropped", self.name))),
             Status::Drifted(what) => Err(fail(format!(
                 "wavesync: table '{name}' was altered without wavesync_begin_alter: {what}; run SELECT wavesync_commit_alter('{name}') to adopt the new schema (and wrap future changes in wavesync_begin_alter('{name}') ... wavesync_commit_alter('{name}'))",
@@ -306,7 +330,10 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<Str
     Ok((name, pks, tracked))
 }
 
-pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
+/// Creates the three triggers. `coarse` (between begin_alter and commit_alter) makes the
+/// update trigger name no column but the key, so ALTER TABLE can drop any other column;
+/// an update then counts as a write of every tracked column.
+pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) -> Result<()> {
     let name = &t.name;
     let tq = ident(name);
     let lit = literal(name);
@@ -316,7 +343,9 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo) -> Result<()> {
     let mut upd_args = vec![lit.clone()];
     upd_args.extend(new_pk.iter().cloned());
     upd_args.extend(old_pk.iter().cloned());
-    upd_args.extend(changed);
+    if !coarse {
+        upd_args.extend(changed);
+    }
     let sql = format!(
         "DROP TRIGGER IF EXISTS {ins};
          DROP TRIGGER IF EXISTS {upd};
@@ -353,6 +382,16 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
     }
     st.ensure_meta()?;
     let (name, pks, cols) = inspect(&st.conn, table)?;
+    if let Some(stale) = st.table(&name)? {
+        // DROP TABLE took the triggers with it: this is a new table under an old name.
+        let has_trigger = st
+            .conn
+            .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'trigger' AND name = ?1")?
+            .exists([format!("{}__wavesync_ins", stale.name)])?;
+        if !has_trigger && !matches!(stale.status, Status::Altering(_)) {
+            remove_metadata(st, &stale)?;
+        }
+    }
     if let Some(existing) = st.table(&name)? {
         if let Some(p) = policy {
             if DeletePolicy::parse(p)? != existing.policy {
@@ -367,7 +406,7 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
                 "wavesync_as_crr: table '{name}' is already a CRR but its columns changed since; schema changes of a CRR go between wavesync_begin_alter('{name}') and wavesync_commit_alter('{name}')"
             )));
         }
-        create_triggers(&st.conn, &existing)?;
+        create_triggers(&st.conn, &existing, false)?;
         return Ok(());
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
@@ -391,7 +430,7 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
          CREATE INDEX IF NOT EXISTS {ix} ON {c} (db_version);",
         ix = ident(&format!("{name}__wavesync_clock_dbv")),
     ))?;
-    create_triggers(&st.conn, &info)?;
+    create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
     backfill(st, &info)?;
     Ok(())
@@ -399,6 +438,15 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
 
 /// Gives every existing row a clock, as if it had been inserted now.
 pub(crate) fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
+    backfill_rows(st, t, false)
+}
+
+/// Gives a clock to the rows that have none (written while no trigger recorded them).
+pub(crate) fn backfill_missing(st: &mut State, t: &TableInfo) -> Result<()> {
+    backfill_rows(st, t, true)
+}
+
+fn backfill_rows(st: &mut State, t: &TableInfo, only_missing: bool) -> Result<()> {
     let pk_list = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", ");
     let sql = format!("SELECT {pk_list} FROM {}", ident(&t.name));
     let keys: Vec<Vec<u8>> = {
@@ -412,6 +460,16 @@ pub(crate) fn backfill(st: &mut State, t: &TableInfo) -> Result<()> {
         }
         keys
     };
+    let mut keys = keys;
+    if only_missing {
+        let mut missing = Vec::new();
+        for pk in keys {
+            if st.get_clock(t, &pk)?.is_none() {
+                missing.push(pk);
+            }
+        }
+        keys = missing;
+    }
     if keys.is_empty() {
         return Ok(());
     }

@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS wavesync_vector (site_ord INTEGER NOT NULL, start INT
 CREATE TABLE IF NOT EXISTS wavesync_pending (tbl TEXT NOT NULL, pk BLOB NOT NULL, cid TEXT NOT NULL, val, col_version INTEGER NOT NULL, db_version INTEGER NOT NULL, site_id BLOB NOT NULL, cl INTEGER NOT NULL, seq INTEGER NOT NULL, origin_version INTEGER);
 CREATE INDEX IF NOT EXISTS wavesync_pending_origin ON wavesync_pending (site_id, origin_version);
 CREATE INDEX IF NOT EXISTS wavesync_pending_tbl ON wavesync_pending (tbl);
+CREATE UNIQUE INDEX IF NOT EXISTS wavesync_pending_once ON wavesync_pending (tbl, pk, cid, site_id, col_version, cl, seq);
 ";
 
 /// Settings of `wavesync_config_set`, stored in wavesync_meta as `config:<name>`.
@@ -190,6 +191,9 @@ impl State {
     pub fn config_set(&mut self, key: &str, value: rusqlite::types::Value) -> Result<()> {
         if !CONFIG_KEYS.contains(&key) {
             return Err(fail(format!("wavesync_config_set: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", "))));
+        }
+        if !matches!(value, rusqlite::types::Value::Integer(0 | 1)) {
+            return Err(fail(format!("wavesync_config_set: '{key}' takes 0 or 1")));
         }
         self.ensure_meta()?;
         self.conn.execute(

@@ -257,10 +257,18 @@ COMMIT;
 SELECT id, quote(a) AS a, quote(b) AS b FROM t WHERE id IN (1, 7, 10) ORDER BY id;
 SELECT pk, cid, val, col_version, site, cl, seq, origin_version FROM ch WHERE pk IN ('010901', '010907', '01090A') ORDER BY pk, cid;
 SELECT replace(wavesync_vector_json(), hex(wavesync_site_id()), 'LOCAL') AS vector;
--- BUG (not asserted, see report): when the failing statement inside BEGIN..COMMIT is the
--- first to bring a NEW site id, the site's row in wavesync_sites is rolled back but the
--- extension keeps its ordinal cached as committed; later merges from that site store an
--- ordinal with no wavesync_sites row ("unknown site ordinal" after reopening).
+-- why: when the failed statement inside BEGIN..COMMIT was the first to bring a NEW site id,
+-- its row in wavesync_sites is undone with the statement; a later merge from that site
+-- registers it again (the clock never points at a missing site).
+BEGIN;
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
+ VALUES ('t', wavesync_pack_columns(21), 'a', 'x', 1, 1, x'000000000000000000000000000000E1', 1, 0, 1),
+        ('t', x'010B05616263', 'a', 'y', 1, 1, x'000000000000000000000000000000E1', 1, 1, 1);
+COMMIT;
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
+ VALUES ('t', wavesync_pack_columns(23), 'a', 'z', 1, 2, x'000000000000000000000000000000E1', 1, 0, 2);
+SELECT count(*) AS e1_sites FROM wavesync_sites WHERE site_id = x'000000000000000000000000000000E1';
+SELECT hex(substr(site_id, 16)) AS site, hex(pk) AS pk, val FROM wavesync_changes WHERE site_id = x'000000000000000000000000000000E1';
 
 -- The final state, for reference.
 SELECT id, quote(a) AS a, quote(b) AS b FROM t ORDER BY id;
