@@ -322,6 +322,7 @@ impl WalkKind {
     fn start(&self) -> Walk {
         match self {
             WalkKind::All => Walk::All { after: Vec::new() },
+            // (lo, empty key): all of version lo is still to read, then the versions above.
             WalkKind::Versions(lo, hi) => Walk::Versions { lo: *lo, hi: *hi, after: (*lo, Vec::new()) },
             WalkKind::One(pk) => Walk::One { pk: pk.clone(), done: false },
         }
@@ -471,18 +472,28 @@ impl ChangesCursor {
                     }
                     (page.len() as i64) < PAGE
                 }
-                Walk::Versions { lo, after, .. } => {
-                    let mut stmt = st.conn.prepare_cached(&t.sql.scan_dbv)?;
-                    let mut rows = stmt.query(params![*lo, after.0, after.1, PAGE])?;
-                    while let Some(r) = rows.next()? {
-                        let pk: Vec<u8> = r.get(0)?;
-                        let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
-                        page.push((pk, rc, r.get(3)?));
+                Walk::Versions { after, .. } => {
+                    // First the rest of the current version, then the versions after it.
+                    for (sql, same) in [(&t.sql.scan_dbv_same, true), (&t.sql.scan_dbv_next, false)] {
+                        let mut stmt = st.conn.prepare_cached(sql)?;
+                        let mut rows = if same {
+                            stmt.query(params![after.0, &after.1, PAGE])?
+                        } else {
+                            stmt.query(params![after.0, PAGE])?
+                        };
+                        while let Some(r) = rows.next()? {
+                            let pk: Vec<u8> = r.get(0)?;
+                            let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
+                            page.push((pk, rc, r.get(3)?));
+                        }
+                        if !page.is_empty() {
+                            break;
+                        }
                     }
                     if let Some((pk, _, dbv)) = page.last() {
                         *after = (*dbv, pk.clone());
                     }
-                    (page.len() as i64) < PAGE
+                    page.is_empty()
                 }
             };
             let bounds = match scan.walk {

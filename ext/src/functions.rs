@@ -76,8 +76,10 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             _ => return Err(fail("wavesync_as_crr([schema,] table [, delete_policy]) takes 1 to 3 arguments")),
         };
         let mut st = sh.lock()?;
-        alter::cleanup_dropped(&mut st)?;
-        schema::as_crr(&mut st, schema.as_deref(), &table, policy.as_deref())?;
+        st.atomically(|st| {
+            alter::cleanup_dropped(st)?;
+            schema::as_crr(st, schema.as_deref(), &table, policy.as_deref())
+        })?;
         Ok("OK")
     })?;
 
@@ -85,7 +87,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "as_table", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_as_table")?;
         let mut st = sh.lock()?;
-        schema::as_table(&mut st, &table)?;
+        st.atomically(|st| schema::as_table(st, &table))?;
         Ok("OK")
     })?;
 
@@ -93,7 +95,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "begin_alter", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_begin_alter")?;
         let mut st = sh.lock()?;
-        alter::begin_alter(&mut st, &table)?;
+        st.atomically(|st| alter::begin_alter(st, &table))?;
         Ok("OK")
     })?;
 
@@ -101,8 +103,10 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "commit_alter", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_commit_alter")?;
         let mut st = sh.lock()?;
-        alter::cleanup_dropped(&mut st)?;
-        alter::commit_alter(&mut st, &sh.sync_bit, &table)?;
+        st.atomically(|st| {
+            alter::cleanup_dropped(st)?;
+            alter::commit_alter(st, &sh.sync_bit, &table)
+        })?;
         Ok("OK")
     })?;
 
@@ -148,7 +152,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "finalize", 0, utf8, true, move |_ctx| {
         let mut st = sh.lock()?;
-        alter::cleanup_dropped(&mut st)?;
+        st.atomically(alter::cleanup_dropped)?;
         st.conn.flush_prepared_statement_cache();
         Ok("OK")
     })?;
@@ -193,9 +197,11 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             return Err(fail(format!("wavesync_mark_applied: invalid version range {start}..{end}")));
         }
         let mut st = sh.lock()?;
-        st.tx()?;
-        let ord = st.site_ord(&site, true)?.unwrap_or(0);
-        vector::mark_applied(&mut st, ord, &site, start, end)?;
+        st.atomically(|st| {
+            st.tx()?;
+            let ord = st.site_ord(&site, true)?.unwrap_or(0);
+            vector::mark_applied(st, ord, &site, start, end)
+        })?;
         Ok(end - start + 1)
     })?;
 

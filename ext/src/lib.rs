@@ -42,7 +42,7 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         // Best effort: a read-only database gets its metadata on the first write instead.
         if let Ok(mut st) = shared.lock() {
             if st.ensure_meta().is_ok() {
-                let _ = alter::cleanup_dropped(&mut st);
+                let _ = st.atomically(alter::cleanup_dropped);
             }
         }
         functions::register_all(&db, &shared)?;

@@ -46,7 +46,10 @@ pub struct TableSql {
     pub insert_pk: String,
     pub delete_row: String,
     pub scan_pk: String,
-    pub scan_dbv: String,
+    /// Rest of one db_version after a pk (index seek on (db_version, pk)).
+    pub scan_dbv_same: String,
+    /// Clock rows from the next db_version on.
+    pub scan_dbv_next: String,
 }
 
 /// Whether the table still has the shape wavesync registered.
@@ -119,8 +122,14 @@ impl TableInfo {
             insert_pk: format!("INSERT OR IGNORE INTO {t} ({pk_list}) VALUES ({pk_params})"),
             delete_row: format!("DELETE FROM {t} WHERE {pk_where}"),
             scan_pk: format!("SELECT pk, cl, clocks FROM {c} WHERE pk > ?1 ORDER BY pk LIMIT ?2"),
-            scan_dbv: format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version >= ?1 AND (db_version, pk) > (?2, ?3) ORDER BY db_version, pk LIMIT ?4"
+            // Two queries instead of one row-value comparison `(db_version, pk) > (?, ?)`,
+            // which SQLite cannot seek on: a page boundary inside a big version would make
+            // every page rescan that version from its start.
+            scan_dbv_same: format!(
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version = ?1 AND pk > ?2 ORDER BY pk LIMIT ?3"
+            ),
+            scan_dbv_next: format!(
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
             ),
         };
         TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new() }

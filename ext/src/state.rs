@@ -211,6 +211,24 @@ impl State {
         }
     }
 
+    /// Runs `f` as one unit: all of it or nothing. Needed because functions like
+    /// `SELECT wavesync_commit_alter('t')` run inside a read-only statement, where each
+    /// write would otherwise commit on its own (slow, and not atomic).
+    pub fn atomically<T>(&mut self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("SAVEPOINT wavesync_unit")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("RELEASE wavesync_unit")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO wavesync_unit; RELEASE wavesync_unit");
+                self.invalidate_tables();
+                Err(e)
+            }
+        }
+    }
+
     pub fn meta_exists(&self) -> Result<bool> {
         Ok(self
             .conn

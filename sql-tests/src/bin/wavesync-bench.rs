@@ -1,0 +1,318 @@
+//! `make bench`: the same workloads on plain SQLite tables and on wavesync CRR tables, in
+//! one run, side by side (these machines are noisy: only ratios within one run compare).
+//!
+//!   wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]
+//!
+//! `--compare-ext` runs the CRR workloads a second time with another cr-sqlite-compatible
+//! extension (loaded with its default entry point, driven through the `crsql_*` names).
+
+use rusqlite::{params, Connection, LoadExtensionGuard};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wavesync_sql_tests::ext_path;
+
+struct Args {
+    rows: i64,
+    runs: usize,
+    compare_ext: Option<PathBuf>,
+    append: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { rows: 100_000, runs: 3, compare_ext: None, append: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rows" => a.rows = value().parse().expect("--rows N"),
+            "--runs" => a.runs = value().parse().expect("--runs K"),
+            "--compare-ext" => a.compare_ext = Some(PathBuf::from(value())),
+            "--append" => a.append = Some(PathBuf::from(value())),
+            "-h" | "--help" => {
+                println!("wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Plain,
+    Crr,
+}
+
+/// Which extension makes the CRR side: ours (`wavesync_*`) or another one (`crsql_*`).
+struct Engine {
+    name: String,
+    ext: PathBuf,
+    entry: Option<&'static str>,
+    prefix: &'static str,
+}
+
+fn open(dir: &Path, file: &str, engine: &Engine) -> Connection {
+    let path = dir.join(file);
+    let _ = std::fs::remove_file(&path);
+    let c = Connection::open(&path).unwrap();
+    unsafe {
+        let _g = LoadExtensionGuard::new(&c).unwrap();
+        c.load_extension(&engine.ext, engine.entry).unwrap();
+    }
+    c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+    c
+}
+
+fn setup(c: &Connection, kind: Kind, engine: &Engine) {
+    c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL);").unwrap();
+    if kind == Kind::Crr {
+        c.query_row(&format!("SELECT {}_as_crr('t')", engine.prefix), [], |_| Ok(())).unwrap();
+    }
+}
+
+fn secs<F: FnOnce()>(f: F) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+fn bulk_insert(c: &Connection, n: i64) {
+    c.execute(
+        "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < ?1)
+         INSERT INTO t SELECT x, 'title ' || x, x % 7, x * 0.5 FROM s",
+        [n],
+    )
+    .unwrap();
+}
+
+fn file_size(dir: &Path, file: &str, c: &Connection) -> u64 {
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    std::fs::metadata(dir.join(file)).map(|m| m.len()).unwrap_or(0)
+}
+
+/// One measurement per workload for one kind of table; seconds (or bytes for size).
+fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static str, f64)> {
+    let tag = if kind == Kind::Plain { "plain" } else { "crr" };
+    let file = format!("{tag}.db");
+    let mut out = Vec::new();
+
+    let c = open(dir, &file, engine);
+    setup(&c, kind, engine);
+    out.push(("bulk insert (INSERT ... SELECT)", secs(|| bulk_insert(&c, n))));
+    out.push((
+        "update one column of every row",
+        secs(|| {
+            c.execute("UPDATE t SET b = b + 1", []).unwrap();
+        }),
+    ));
+    out.push((
+        "delete half the rows",
+        secs(|| {
+            c.execute("DELETE FROM t WHERE id % 2 = 0", []).unwrap();
+        }),
+    ));
+    drop(c);
+
+    let c = open(dir, &file, engine);
+    setup(&c, kind, engine);
+    out.push((
+        "single-row inserts, one transaction",
+        secs(|| {
+            let tx = c.unchecked_transaction().unwrap();
+            {
+                let mut ins = tx.prepare("INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+                for i in 1..=n {
+                    ins.execute(params![i, format!("title {i}"), i % 7, i as f64 * 0.5]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }),
+    ));
+    let small = 1000.min(n);
+    out.push((
+        "1k small transactions (update one row each)",
+        secs(|| {
+            let mut upd = c.prepare("UPDATE t SET a = ?2 WHERE id = ?1").unwrap();
+            for i in 1..=small {
+                upd.execute(params![i, format!("edited {i}")]).unwrap();
+            }
+        }),
+    ));
+    out.push(("file size (bytes)", file_size(dir, &file, &c) as f64));
+    if kind == Kind::Crr {
+        let p = engine.prefix;
+        let total: i64 = c.query_row(&format!("SELECT count(*) FROM {p}_changes"), [], |r| r.get(0)).unwrap();
+        out.push((
+            "read all changes (since 0)",
+            secs(|| {
+                let mut s = c.prepare(&format!("SELECT * FROM {p}_changes WHERE db_version > 0")).unwrap();
+                let mut rows = s.query([]).unwrap();
+                while rows.next().unwrap().is_some() {}
+            }),
+        ));
+        out.push(("changes in the table", total as f64));
+        let recent: i64 = c.query_row(&format!("SELECT {p}_db_version() - 10"), [], |r| r.get(0)).unwrap();
+        out.push((
+            "read changes since a recent version",
+            secs(|| {
+                let mut s = c.prepare(&format!("SELECT * FROM {p}_changes WHERE db_version > ?1")).unwrap();
+                let mut rows = s.query([recent]).unwrap();
+                while rows.next().unwrap().is_some() {}
+            }),
+        ));
+        // Merge everything into an empty replica, then again (a no-op).
+        let changes: Vec<Vec<rusqlite::types::Value>> = {
+            let mut s = c.prepare(&format!("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM {p}_changes")).unwrap();
+            s.query_map([], |r| (0..9).map(|i| r.get(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let r = open(dir, &format!("{tag}-replica.db"), engine);
+        setup(&r, kind, engine);
+        let merge = |r: &Connection| {
+            let tx = r.unchecked_transaction().unwrap();
+            {
+                let mut ins = tx.prepare(&format!("INSERT INTO {p}_changes VALUES (?,?,?,?,?,?,?,?,?)")).unwrap();
+                for ch in &changes {
+                    ins.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        };
+        out.push(("merge all changes into an empty replica", secs(|| merge(&r))));
+        out.push(("re-merge the same changes (no-op)", secs(|| merge(&r))));
+        drop(r);
+        // Schema change of a full table.
+        let a = open(dir, &format!("{tag}-alter.db"), engine);
+        setup(&a, kind, engine);
+        bulk_insert(&a, n);
+        out.push((
+            "begin_alter + ADD COLUMN + commit_alter",
+            secs(|| {
+                a.query_row(&format!("SELECT {p}_begin_alter('t')"), [], |_| Ok(())).unwrap();
+                a.execute_batch("ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x';").unwrap();
+                a.query_row(&format!("SELECT {p}_commit_alter('t')"), [], |_| Ok(())).unwrap();
+            }),
+        ));
+    } else {
+        out.push((
+            "read all rows (plain: SELECT *)",
+            secs(|| {
+                let mut s = c.prepare("SELECT * FROM t").unwrap();
+                let mut rows = s.query([]).unwrap();
+                while rows.next().unwrap().is_some() {}
+            }),
+        ));
+        let a = open(dir, "plain-alter.db", engine);
+        setup(&a, kind, engine);
+        bulk_insert(&a, n);
+        out.push((
+            "ADD COLUMN (plain)",
+            secs(|| a.execute_batch("ALTER TABLE t ADD COLUMN d TEXT DEFAULT 'x';").unwrap()),
+        ));
+    }
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Medians over `runs` of each workload.
+fn measure(dir: &Path, kind: Kind, engine: &Engine, n: i64, runs: usize) -> Vec<(&'static str, f64)> {
+    let all: Vec<Vec<(&'static str, f64)>> = (0..runs).map(|_| run_once(dir, kind, engine, n)).collect();
+    all[0]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let mut v: Vec<f64> = all.iter().map(|r| r[i].1).collect();
+            (*name, median(&mut v))
+        })
+        .collect()
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.1} ms", s * 1000.0)
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let dir = std::env::temp_dir().join(format!("wavesync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = Engine { name: "wavesync".into(), ext: ext_path(), entry: Some("sqlite3_wavesync_init"), prefix: "wavesync" };
+    let n = args.rows;
+    eprintln!("wavesync-bench: {n} rows, median of {} runs, in {}", args.runs, dir.display());
+
+    let plain = measure(&dir, Kind::Plain, &ours, n, args.runs);
+    let get = |v: &[(&str, f64)], k: &str| v.iter().find(|(n, _)| *n == k).map(|x| x.1);
+    let mut engines = vec![ours];
+    if let Some(p) = &args.compare_ext {
+        engines.push(Engine { name: p.file_name().unwrap().to_string_lossy().into(), ext: p.clone(), entry: None, prefix: "crsql" });
+    }
+    let mut report = String::new();
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    report.push_str(&format!(
+        "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL.\n\n",
+        args.runs,
+        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
+        rusqlite::version()
+    ));
+    for engine in &engines {
+        let crr = measure(&dir, Kind::Crr, engine, n, args.runs);
+        report.push_str(&format!("| workload | plain | {} | ratio |\n|---|---|---|---|\n", engine.name));
+        let writes = [
+            "bulk insert (INSERT ... SELECT)",
+            "single-row inserts, one transaction",
+            "1k small transactions (update one row each)",
+            "update one column of every row",
+            "delete half the rows",
+        ];
+        for w in writes {
+            let (p, c) = (get(&plain, w).unwrap(), get(&crr, w).unwrap());
+            report.push_str(&format!("| {w} | {} | {} | {:.2}x |\n", fmt_secs(p), fmt_secs(c), c / p));
+        }
+        let (ps, cs) = (get(&plain, "file size (bytes)").unwrap(), get(&crr, "file size (bytes)").unwrap());
+        report.push_str(&format!("| file size after {n} inserts + 1k updates | {:.1} MB | {:.1} MB | {:.2}x |\n", ps / 1e6, cs / 1e6, cs / ps));
+        let total = get(&crr, "changes in the table").unwrap();
+        let rate = |k: &str| total / get(&crr, k).unwrap();
+        report.push_str(&format!(
+            "| read all changes since 0 | {} (SELECT *) | {} | {:.0} changes/s |\n",
+            fmt_secs(get(&plain, "read all rows (plain: SELECT *)").unwrap()),
+            fmt_secs(get(&crr, "read all changes (since 0)").unwrap()),
+            rate("read all changes (since 0)")
+        ));
+        report.push_str(&format!("| read changes since a recent version | | {} | |\n", fmt_secs(get(&crr, "read changes since a recent version").unwrap())));
+        report.push_str(&format!(
+            "| merge {total:.0} changes into an empty replica | | {} | {:.0} changes/s |\n",
+            fmt_secs(get(&crr, "merge all changes into an empty replica").unwrap()),
+            rate("merge all changes into an empty replica")
+        ));
+        report.push_str(&format!(
+            "| re-merge the same changes (no-op) | | {} | {:.0} changes/s |\n",
+            fmt_secs(get(&crr, "re-merge the same changes (no-op)").unwrap()),
+            rate("re-merge the same changes (no-op)")
+        ));
+        report.push_str(&format!(
+            "| add a column to a {n}-row table | {} | {} | {:.2}x |\n\n",
+            fmt_secs(get(&plain, "ADD COLUMN (plain)").unwrap()),
+            fmt_secs(get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap()),
+            get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap() / get(&plain, "ADD COLUMN (plain)").unwrap()
+        ));
+    }
+    print!("{report}");
+    if let Some(path) = args.append {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        f.write_all(report.as_bytes()).unwrap();
+        eprintln!("appended to {}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
