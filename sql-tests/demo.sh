@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A two-file sync in the sqlite3 CLI, step by step (`make demo` runs it after building).
+# A two-file sync in the sqlite3 CLI, step by step (`make demo` runs it after building),
+# then the same with the daemon: two wavesyncd processes on loopback sync two files live.
 #
 # Two databases, a.db and b.db, get the same `tasks` table and turn it into a CRR. Each side
 # writes its own rows and both edit the same task, then the changes travel through a third
@@ -20,10 +21,17 @@ fi
 command -v "$sqlite3_bin" >/dev/null || { echo "demo: $sqlite3_bin not found (run 'make deps')" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/wavesync-demo.XXXXXX")"
+daemon_pids=()
+stop_daemons() {
+    local p
+    for p in "${daemon_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${daemon_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    daemon_pids=()
+}
 if [ "${KEEP:-0}" = 1 ]; then
-    trap 'echo; echo "(kept $work)"' EXIT
+    trap 'stop_daemons; echo; echo "(kept $work)"' EXIT
 else
-    trap 'rm -rf "$work"' EXIT
+    trap 'stop_daemons; rm -rf "$work"' EXIT
 fi
 ln -s "$root/dist" "$work/dist"
 cd "$work"
@@ -36,7 +44,8 @@ step() { echo; echo "${bold}### $*${reset}"; }
 # Errors stop the script (.bail on), so a broken step is never silently skipped.
 sql() {
     local db="$1"
-    { printf '.bail on\n.load ./dist/wavesync\n'; cat; } | "$sqlite3_bin" -batch -init /dev/null "$db"
+    # .timeout: a daemon may be writing the same file (part 2); wait instead of failing
+    { printf '.bail on\n.timeout 5000\n.load ./dist/wavesync\n'; cat; } | "$sqlite3_bin" -batch -init /dev/null "$db"
 }
 
 # show: prints tasks of a.db and b.db next to each other.
@@ -135,3 +144,90 @@ else
     diff <(echo "$a_rows") <(echo "$b_rows") | sed 's/^/  /' || true
     exit 1
 fi
+
+# ---------------------------------------------------------------------------------------
+# Part 2: the daemon. No transfer file this time: wavesyncd runs beside each database,
+# notices commits, gossips them over libp2p and merges what its peer sends.
+
+if [ ! -x "$root/dist/wavesyncd" ]; then
+    echo "demo: $root/dist/wavesyncd is missing (run 'make build')" >&2
+    exit 2
+fi
+
+step "8. Two daemons: a group key, two new files (one.db, two.db), wavesyncd beside each"
+./dist/wavesyncd keygen --out group.key 2>/dev/null
+echo "  wavesyncd keygen --out group.key"
+for db in one two; do
+    sql "$db.db" >/dev/null <<'SQL'
+CREATE TABLE tasks(id INTEGER PRIMARY KEY NOT NULL, title TEXT, done INTEGER DEFAULT 0);
+SELECT wavesync_as_crr('tasks');
+SQL
+done
+echo "  wavesyncd run --db one.db --key-file group.key --listen /ip4/127.0.0.1/tcp/0 --no-mdns"
+RUST_LOG="${RUST_LOG:-warn}" ./dist/wavesyncd run --db one.db --key-file group.key \
+    --listen /ip4/127.0.0.1/tcp/0 --no-mdns >one.out 2>one.log &
+daemon_pids+=($!)
+addr=""
+for _ in $(seq 1 100); do
+    addr="$(sed -n 's/^listening on //p' one.out | head -n 1)"
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+if [ -z "$addr" ]; then
+    echo "  the first daemon did not start:" >&2
+    cat one.log >&2
+    exit 1
+fi
+echo "  ... it listens on $addr"
+echo "  wavesyncd run --db two.db --key-file group.key --listen /ip4/127.0.0.1/tcp/0 --no-mdns --peer $addr"
+RUST_LOG="${RUST_LOG:-warn}" ./dist/wavesyncd run --db two.db --key-file group.key \
+    --listen /ip4/127.0.0.1/tcp/0 --no-mdns --peer "$addr" >two.out 2>two.log &
+daemon_pids+=($!)
+
+# Wait until the two are connected (the status file lists the peer).
+for _ in $(seq 1 100); do
+    grep -q '"connected": true' two.db.wavesyncd-status.json 2>/dev/null && break
+    sleep 0.1
+done
+
+step "9. Write in one.db with the sqlite3 CLI (the daemon is not involved in the write)"
+echo "  sqlite3 one.db: INSERT INTO tasks(id, title) VALUES (1, 'Sent by the daemon')"
+start_ns=$(date +%s%N)
+sql one.db <<'SQL'
+INSERT INTO tasks(id, title) VALUES (1, 'Sent by the daemon');
+SQL
+
+step "10. Poll two.db with the sqlite3 CLI until the row arrives"
+row=""
+for _ in $(seq 1 300); do
+    row="$(echo "SELECT id, title, done FROM tasks WHERE id = 1;" | sql two.db)"
+    [ -n "$row" ] && break
+    sleep 0.1
+done
+if [ -z "$row" ]; then
+    echo "  the row did not arrive in 30 s; daemon logs:" >&2
+    cat one.log two.log >&2
+    exit 1
+fi
+elapsed_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "  two.db has: $row   (after ~${elapsed_ms} ms, including the sqlite3 start-ups)"
+echo "  and back: sqlite3 two.db: UPDATE tasks SET done = 1 WHERE id = 1"
+sql two.db <<'SQL'
+UPDATE tasks SET done = 1 WHERE id = 1;
+SQL
+back=""
+for _ in $(seq 1 300); do
+    back="$(echo "SELECT id, title, done FROM tasks WHERE id = 1 AND done = 1;" | sql one.db)"
+    [ -n "$back" ] && break
+    sleep 0.1
+done
+[ -n "$back" ] || { echo "  the update did not come back" >&2; cat one.log two.log >&2; exit 1; }
+echo "  one.db has: $back"
+
+sleep 1.2 # the status file is rewritten every second
+step "11. wavesyncd status --db two.db"
+./dist/wavesyncd status --db two.db | sed 's/^/  /'
+
+step "12. Stop both daemons"
+stop_daemons
+echo "  stopped (SIGTERM); the temporary directory is removed on exit"

@@ -1,5 +1,84 @@
-//! wavesyncd — the sync daemon. Not built yet: the gossip/catch-up daemon is issue 4.
+//! wavesyncd — the wavesync sync daemon (DESIGN.md §4). See docs/DAEMON.md.
+//!
+//! Modules: `cli` (flags), `config` (config file, group key), `wire` (message format, MAC,
+//! encryption), `db` (the database thread), `net` (libp2p: gossip, catch-up, discovery),
+//! `status` (counters, status file, `wavesyncd status`).
+
+mod cli;
+mod config;
+mod db;
+mod net;
+mod status;
+mod wire;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::sync::Arc;
+use tracing::{error, info};
+
 fn main() {
-    eprintln!("wavesyncd: the daemon is not implemented yet (see issues)");
-    std::process::exit(2);
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        cli::Command::Keygen { out } => config::keygen(out.as_deref()),
+        cli::Command::Status { db, json, ext } => {
+            let ext = match ext {
+                Some(e) => Ok(e),
+                None => config::default_ext(),
+            };
+            ext.and_then(|ext| status::command(&db, &ext, json))
+        }
+        cli::Command::Run(args) => config::Config::resolve(args).and_then(run),
+    };
+    if let Err(e) = result {
+        error!("{e:#}");
+        eprintln!("wavesyncd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p_gossipsub=warn,libp2p_mdns=warn"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cfg: config::Config) -> Result<()> {
+    let group_key = config::read_group_key(&cfg.key_file)?;
+    let keys = wire::GroupKeys::derive(&group_key);
+    let identity = net::load_identity(&status::identity_path(&cfg.db))?;
+    let counters = Arc::new(status::Counters::default());
+
+    // The database thread: opened here so a bad path or extension fails before networking.
+    let db = db::Db::open(
+        &db::DbConfig { path: cfg.db.clone(), ext: cfg.ext.clone() },
+        counters.clone(),
+    )?;
+    let site = db.site();
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let poll = cfg.poll;
+    let db_thread = std::thread::Builder::new()
+        .name("wavesyncd-db".into())
+        .spawn(move || db.run(cmd_rx, ev_tx, poll))
+        .context("cannot start the database thread")?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx), ev_rx, counters));
+    // Dropping the runtime drops every DbHandle, which stops the database thread.
+    drop(rt);
+    if db_thread.join().is_err() {
+        error!("the database thread panicked");
+    }
+    info!("stopped");
+    result
 }

@@ -1,0 +1,97 @@
+//! Command line: `keygen`, `run`, `status`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// wavesyncd keeps a SQLite database in sync with its peers.
+///
+/// Run one daemon per database file, beside the app that writes it (the app loads the
+/// wavesync extension and marks its tables with wavesync_as_crr). The daemon notices every
+/// local commit within milliseconds, sends it to the peers of its group over libp2p, merges
+/// what they send, and catches up with every peer it (re)connects to.
+///
+/// A group is a shared secret key: create one with `wavesyncd keygen --out group.key` and
+/// copy that file to every member. Peers with another key can connect but can neither read
+/// nor change anything.
+///
+/// Quick start on one machine:
+///
+///   wavesyncd keygen --out group.key
+///   wavesyncd run --db a.db --key-file group.key --listen /ip4/127.0.0.1/tcp/4001
+///   wavesyncd run --db b.db --key-file group.key --peer /ip4/127.0.0.1/tcp/4001
+///   wavesyncd status --db b.db
+#[derive(Parser, Debug)]
+#[command(name = "wavesyncd", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new group key (32 random bytes, hex) and write it to FILE or stdout.
+    ///
+    /// The file is created with permissions 0600 and never overwritten. Every replica of
+    /// the group needs the same key file.
+    Keygen {
+        /// Where to write the key (default: print it on stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Run the daemon for one database file (until Ctrl-C or SIGTERM).
+    ///
+    /// Settings come from the flags, else from the TOML file given with --config (same
+    /// names, e.g. db = "app.db", key-file = "group.key", listen = ["/ip4/0.0.0.0/tcp/4001"],
+    /// peer = [...], no-mdns = true), else from the defaults. Logs go to stderr; set
+    /// RUST_LOG (e.g. RUST_LOG=wavesyncd=debug) for more detail.
+    Run(RunArgs),
+    /// Show a database's replica id, version vector, and (if a daemon runs on it) its
+    /// peers, their lag and the message counters.
+    Status {
+        /// The database file.
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The wavesync extension (default: `wavesync` next to this executable).
+        #[arg(long, value_name = "PATH", env = "WAVESYNC_EXT")]
+        ext: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// TOML file with any of the settings below (flags win over the file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The SQLite database to sync (created if missing; switched to WAL mode).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// The group key file written by `wavesyncd keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Address to listen on, as a multiaddr; repeatable [default: /ip4/0.0.0.0/tcp/0,
+    /// i.e. every interface, a free port].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// A peer to connect to (and reconnect to, with backoff), e.g.
+    /// /ip4/192.168.1.20/tcp/4001; repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub peer: Vec<String>,
+    /// Do not discover peers on the local network with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// The wavesync extension to load [default: `wavesync` next to this executable].
+    #[arg(long, value_name = "PATH", env = "WAVESYNC_EXT")]
+    pub ext: Option<PathBuf>,
+    /// Seconds between anti-entropy catch-ups with every connected peer [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub anti_entropy: Option<u64>,
+    /// Most change rows per catch-up response [default: 2000].
+    #[arg(long, value_name = "ROWS")]
+    pub page_rows: Option<u32>,
+    /// Milliseconds between checks for local commits [default: 5].
+    #[arg(long, value_name = "MS")]
+    pub poll_ms: Option<u64>,
+}

@@ -1,0 +1,133 @@
+//! Settings of `wavesyncd run`: flags, else the TOML config file, else defaults; and the
+//! group key file.
+
+use crate::cli::RunArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The config file: the same names as the flags.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    db: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    listen: Vec<String>,
+    #[serde(default)]
+    peer: Vec<String>,
+    no_mdns: Option<bool>,
+    ext: Option<PathBuf>,
+    anti_entropy: Option<u64>,
+    page_rows: Option<u32>,
+    poll_ms: Option<u64>,
+}
+
+/// Everything `run` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: PathBuf,
+    pub key_file: PathBuf,
+    pub listen: Vec<String>,
+    pub peers: Vec<String>,
+    pub mdns: bool,
+    pub ext: PathBuf,
+    pub anti_entropy: Duration,
+    pub page_rows: u32,
+    pub page_bytes: u32,
+    pub poll: Duration,
+}
+
+impl Config {
+    pub fn resolve(args: RunArgs) -> Result<Config> {
+        let file = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+                let mut f: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?;
+                // Relative paths in the file are relative to the file.
+                let base = p.parent().unwrap_or(Path::new("."));
+                for path in [&mut f.db, &mut f.key_file, &mut f.ext].into_iter().flatten() {
+                    if path.is_relative() {
+                        *path = base.join(&*path);
+                    }
+                }
+                f
+            }
+            None => FileConfig::default(),
+        };
+        let db = args.db.or(file.db).ok_or_else(|| anyhow!("no database: give --db FILE (or db = \"...\" in --config)"))?;
+        let key_file = args
+            .key_file
+            .or(file.key_file)
+            .ok_or_else(|| anyhow!("no group key: give --key-file FILE (create one with `wavesyncd keygen --out FILE`)"))?;
+        let listen = if !args.listen.is_empty() {
+            args.listen
+        } else if !file.listen.is_empty() {
+            file.listen
+        } else {
+            vec!["/ip4/0.0.0.0/tcp/0".to_string()]
+        };
+        let peers = if !args.peer.is_empty() { args.peer } else { file.peer };
+        let page_rows = args.page_rows.or(file.page_rows).unwrap_or(2000);
+        if page_rows == 0 {
+            bail!("page-rows must be at least 1");
+        }
+        Ok(Config {
+            db,
+            key_file,
+            listen,
+            peers,
+            mdns: !(args.no_mdns || file.no_mdns.unwrap_or(false)),
+            ext: match args.ext.or(file.ext) {
+                Some(p) => p,
+                None => default_ext()?,
+            },
+            anti_entropy: Duration::from_secs(args.anti_entropy.or(file.anti_entropy).unwrap_or(10).max(1)),
+            page_rows,
+            page_bytes: 256 * 1024,
+            poll: Duration::from_millis(args.poll_ms.or(file.poll_ms).unwrap_or(5).max(1)),
+        })
+    }
+}
+
+/// `wavesync` (SQLite adds `.so`) next to the executable, as in `dist/`.
+pub fn default_ext() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    Ok(exe.parent().unwrap_or(Path::new(".")).join("wavesync"))
+}
+
+pub fn read_group_key(path: &Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read group key file {}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .with_context(|| format!("{}: a group key file holds 64 hex digits (made by `wavesyncd keygen`)", path.display()))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow!("{}: the group key must be 32 bytes, found {}", path.display(), b.len()))
+}
+
+pub fn keygen(out: Option<&Path>) -> Result<()> {
+    let key: [u8; 32] = rand::random();
+    let line = format!("{}\n", hex::encode(key));
+    match out {
+        None => print!("{line}"),
+        Some(p) => {
+            let mut f = new_private_file(p)?;
+            f.write_all(line.as_bytes()).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!("wrote a new group key to {} (copy it to every replica of the group)", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// Creates a file readable only by its owner; refuses to overwrite one.
+pub fn new_private_file(p: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", p.display()))
+}

@@ -1,0 +1,429 @@
+//! The database side: one blocking thread owns the daemon's SQLite connection; the async
+//! network side talks to it through a command channel and gets local changesets back on an
+//! event channel. Everything here goes through the extension's public SQL surface only:
+//! `wavesync_site_id()`, `wavesync_db_version()`, `wavesync_vector()`, `wavesync_changes`,
+//! `wavesync_missing(?)` and `wavesync_mark_applied(?, ?, ?)`.
+//!
+//! The app writes the same file through its own connection, so: WAL mode, a busy timeout,
+//! every write is one short `BEGIN IMMEDIATE` transaction (one remote version, or one
+//! catch-up page), and a busy database is retried with backoff instead of failing.
+
+use crate::status::Counters;
+use crate::wire::{ChangeRow, Page, Val};
+use anyhow::{anyhow, bail, Context, Result};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, ErrorCode, LoadExtensionGuard, OpenFlags, ToSql};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+pub type SiteId = [u8; 16];
+
+const CHANGE_COLS: &str = "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version";
+
+/// How long one attempt waits for the write lock (SQLite's busy handler).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Attempts before a write gives up (it is then repaired by the next catch-up).
+const WRITE_ATTEMPTS: u32 = 20;
+/// Versions per read window when serving this replica's own changes (indexed by db_version).
+const LOCAL_WINDOW: i64 = 256;
+
+pub struct DbConfig {
+    pub path: PathBuf,
+    pub ext: PathBuf,
+}
+
+/// Requests from the network side.
+pub enum Cmd {
+    /// Apply one complete gossip changeset (all chunks) in one transaction.
+    ApplyVersion { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
+    /// This replica's `wavesync_vector()`.
+    Vector(oneshot::Sender<Result<Vec<u8>>>),
+    /// Answer a catch-up request: pages of what `vector` lacks, within the budget.
+    Serve { vector: Vec<u8>, max_rows: usize, max_bytes: usize, reply: oneshot::Sender<Result<Served>> },
+    /// Apply catch-up pages, each in one transaction; replies with the rows applied.
+    ApplyPages { pages: Vec<Page>, reply: oneshot::Sender<Result<usize>> },
+}
+
+/// Events to the network side.
+pub enum Event {
+    /// Local changes of origin versions `start..=version` (committed by the app).
+    Local { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
+}
+
+pub struct Served {
+    pub pages: Vec<Page>,
+    pub more: bool,
+    /// Versions the requester still lacks after these pages.
+    pub remaining_versions: u64,
+    /// Versions the requester lacked in total (its lag behind us).
+    pub lacked_versions: u64,
+}
+
+/// Opens a connection with the extension loaded.
+pub fn open(path: &Path, ext: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
+    // SAFETY: loading a trusted extension chosen by the operator; the guard disables
+    // extension loading again right after.
+    unsafe {
+        let _guard = LoadExtensionGuard::new(&conn).context("cannot enable extension loading")?;
+        conn.load_extension(ext, Some("sqlite3_wavesync_init"))
+            .with_context(|| format!("cannot load the wavesync extension from {} (set --ext or WAVESYNC_EXT)", ext.display()))?;
+    }
+    Ok(conn)
+}
+
+pub struct Db {
+    conn: Connection,
+    site: SiteId,
+    counters: Arc<Counters>,
+    data_version: i64,
+    last_published: i64,
+}
+
+impl Db {
+    pub fn open(cfg: &DbConfig, counters: Arc<Counters>) -> Result<Db> {
+        let conn = open(&cfg.path, &cfg.ext, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = retry_busy("set WAL mode", || {
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(Into::into)
+        })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("cannot switch {} to WAL mode (journal_mode is {mode})", cfg.path.display());
+        }
+        let site: Vec<u8> = conn.query_row("SELECT wavesync_site_id()", [], |r| r.get(0))?;
+        let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_site_id() is not 16 bytes"))?;
+        let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        // Publishing starts at the current version: peers get older versions by catch-up.
+        let last_published = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
+        info!(site = %hex::encode(site), db_version = last_published, db = %cfg.path.display(), "database open");
+        Ok(Db { conn, site, counters, data_version, last_published })
+    }
+
+    pub fn site(&self) -> SiteId {
+        self.site
+    }
+
+    /// The thread body: serve commands, and poll for local commits in between.
+    /// `poll`: how often `PRAGMA data_version` is checked for commits of other connections.
+    pub fn run(mut self, cmds: Receiver<Cmd>, events: mpsc::UnboundedSender<Event>, poll: Duration) {
+        loop {
+            match cmds.recv_timeout(poll) {
+                Ok(cmd) => self.handle(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if let Err(e) = self.publish_local(&events) {
+                warn!("reading local changes failed (will retry): {e:#}");
+            }
+        }
+        info!("database thread stopped");
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::ApplyVersion { site, start, version, rows } => {
+                let n = rows.len();
+                let page = Page { site, start, end: version, rows };
+                match self.apply_page(&page) {
+                    Ok(()) => {
+                        self.counters.gossip_applied.fetch_add(1, Ordering::Relaxed);
+                        debug!(site = %hex::encode(site), start, version, rows = n, "applied gossip changeset");
+                    }
+                    Err(e) => {
+                        self.counters.apply_failed.fetch_add(1, Ordering::Relaxed);
+                        warn!(site = %hex::encode(site), version, "cannot apply changeset (catch-up will retry): {e:#}");
+                    }
+                }
+            }
+            Cmd::Vector(reply) => {
+                let _ = reply.send(self.vector());
+            }
+            Cmd::Serve { vector, max_rows, max_bytes, reply } => {
+                let _ = reply.send(self.serve(&vector, max_rows, max_bytes));
+            }
+            Cmd::ApplyPages { pages, reply } => {
+                let mut rows = 0;
+                let mut result = Ok(());
+                for p in &pages {
+                    if let Err(e) = self.apply_page(p) {
+                        self.counters.apply_failed.fetch_add(1, Ordering::Relaxed);
+                        result = Err(e.context(format!("page {}@{}..={}", hex::encode(p.site), p.start, p.end)));
+                        break;
+                    }
+                    rows += p.rows.len();
+                    self.counters.catchup_pages_applied.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(result.map(|()| rows));
+            }
+        }
+    }
+
+    fn vector(&self) -> Result<Vec<u8>> {
+        Ok(self.conn.query_row("SELECT wavesync_vector()", [], |r| r.get(0))?)
+    }
+
+    /// If another connection committed, publishes this replica's new local changes: one
+    /// event per origin version.
+    fn publish_local(&mut self, events: &mpsc::UnboundedSender<Event>) -> Result<()> {
+        let dv: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if dv == self.data_version {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version > ?2 ORDER BY origin_version, seq"
+        ))?;
+        let mut rows = stmt.query(params![self.site.as_slice(), self.last_published])?;
+        let mut current: Option<(i64, Vec<ChangeRow>)> = None;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let row = read_row(r)?;
+            match &mut current {
+                Some((v, batch)) if *v == row.origin_version => batch.push(row),
+                _ => {
+                    if let Some(done) = current.take() {
+                        out.push(done);
+                    }
+                    current = Some((row.origin_version, vec![row]));
+                }
+            }
+        }
+        out.extend(current);
+        // Only now: a failed read above is retried from the same point next time.
+        self.data_version = dv;
+        for (version, rows) in out {
+            let start = self.last_published + 1;
+            self.last_published = version;
+            debug!(start, version, rows = rows.len(), "local changes to publish");
+            let _ = events.send(Event::Local { site: self.site, start, version, rows });
+        }
+        Ok(())
+    }
+
+    /// Applies one page (or one gossip changeset) and marks its versions applied, in one
+    /// transaction, retrying while the database is busy.
+    fn apply_page(&mut self, page: &Page) -> Result<()> {
+        if page.site == self.site {
+            return Ok(()); // our own changes coming back: nothing to do
+        }
+        let conn = &self.conn;
+        retry_busy("apply changes", || {
+            write_tx(conn, |c| {
+                let mut ins = c.prepare_cached(&format!(
+                    "INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))?;
+                for r in &page.rows {
+                    ins.execute(params![
+                        r.table,
+                        r.pk,
+                        r.cid,
+                        SqlVal(&r.val),
+                        r.col_version,
+                        r.db_version,
+                        r.site_id.as_slice(),
+                        r.cl,
+                        r.seq,
+                        r.origin_version
+                    ])
+                    .with_context(|| format!("merge of {}.{} (origin version {})", r.table, r.cid, r.origin_version))?;
+                }
+                c.query_row(
+                    "SELECT wavesync_mark_applied(?1, ?2, ?3)",
+                    params![page.site.as_slice(), page.start, page.end],
+                    |_| Ok(()),
+                )?;
+                Ok(())
+            })
+        })
+    }
+
+    /// The responder side of catch-up: what a replica with `vector` lacks, as pages of
+    /// whole versions, within the budget (a version larger than the budget is sent alone).
+    fn serve(&self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
+        let runs: Vec<(Vec<u8>, i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
+            let rows = stmt.query_map([vector], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>().context("wavesync_missing rejected the peer's vector")?
+        };
+        let lacked_versions: u64 = runs.iter().map(|(_, s, e)| (e - s + 1).max(0) as u64).sum();
+        let mut fill = Fill { pages: Vec::new(), rows: 0, bytes: 0, max_rows, max_bytes, full: false };
+        let mut remaining_versions = 0u64;
+        for (site, start, end) in runs {
+            let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_missing returned a site id that is not 16 bytes"))?;
+            if fill.full {
+                remaining_versions += (end - start + 1) as u64;
+                continue;
+            }
+            let covered = self.fill_run(&mut fill, site, start, end)?;
+            remaining_versions += (end - covered) as u64;
+        }
+        Ok(Served { more: fill.full, pages: fill.pages, remaining_versions, lacked_versions })
+    }
+
+    /// Adds pages for the run `start..=end` of `site`; returns the last version covered.
+    fn fill_run(&self, fill: &mut Fill, site: SiteId, start: i64, end: i64) -> Result<i64> {
+        // Our own changes are indexed by version, so read them in windows and stop early;
+        // other origins are found by a scan, so read the run in one query.
+        let window = if site == self.site { LOCAL_WINDOW } else { i64::MAX };
+        let mut page = Page { site, start, end: start - 1, rows: Vec::new() };
+        let mut lo = start;
+        while lo <= end {
+            let hi = end.min(lo.saturating_add(window - 1));
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version BETWEEN ?2 AND ?3 \
+                 ORDER BY origin_version, seq"
+            ))?;
+            let mut rows = stmt.query(params![site.as_slice(), lo, hi])?;
+            // Rows of the version being read, added to the page only once it is whole.
+            let mut version: Option<(i64, Vec<ChangeRow>, usize)> = None;
+            loop {
+                let next = rows.next()?.map(read_row).transpose()?;
+                let boundary = match (&version, &next) {
+                    (Some((v, _, _)), Some(r)) => r.origin_version != *v,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                if boundary {
+                    if let Some((v, vrows, vbytes)) = version.take() {
+                        let empty = fill.pages.is_empty() && page.rows.is_empty();
+                        if !empty && (fill.rows + vrows.len() > fill.max_rows || fill.bytes + vbytes > fill.max_bytes) {
+                            // Budget spent: the page ends just before this version.
+                            page.end = v - 1;
+                            fill.full = true;
+                            fill.push(page);
+                            return Ok(v - 1);
+                        }
+                        fill.rows += vrows.len();
+                        fill.bytes += vbytes;
+                        page.rows.extend(vrows);
+                        page.end = v;
+                    }
+                }
+                let Some(r) = next else { break };
+                match &mut version {
+                    Some((_, vrows, vbytes)) => {
+                        *vbytes += r.approx_size();
+                        vrows.push(r);
+                    }
+                    None => {
+                        let b = r.approx_size();
+                        version = Some((r.origin_version, vec![r], b));
+                    }
+                }
+            }
+            // Versions in the window without surviving changes belong to this page too.
+            page.end = hi;
+            lo = hi + 1;
+            if lo <= end && (fill.rows >= fill.max_rows || fill.bytes >= fill.max_bytes) {
+                fill.full = true;
+                fill.push(page);
+                return Ok(hi);
+            }
+        }
+        page.end = end;
+        fill.push(page);
+        Ok(end)
+    }
+}
+
+struct Fill {
+    pages: Vec<Page>,
+    rows: usize,
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+    full: bool,
+}
+
+impl Fill {
+    fn push(&mut self, page: Page) {
+        if page.end >= page.start {
+            self.pages.push(page);
+        }
+    }
+}
+
+/// Reads one `wavesync_changes` row (columns in CHANGE_COLS order), checking every type.
+fn read_row(r: &rusqlite::Row<'_>) -> Result<ChangeRow> {
+    let site: Vec<u8> = r.get(6)?;
+    Ok(ChangeRow {
+        table: r.get(0)?,
+        pk: r.get(1)?,
+        cid: r.get(2)?,
+        val: match r.get_ref(3)? {
+            ValueRef::Null => Val::Null,
+            ValueRef::Integer(i) => Val::Integer(i),
+            ValueRef::Real(f) => Val::Real(f),
+            ValueRef::Text(t) => Val::Text(t.to_vec()),
+            ValueRef::Blob(b) => Val::Blob(b.to_vec()),
+        },
+        col_version: r.get(4)?,
+        db_version: r.get(5)?,
+        site_id: site.try_into().map_err(|_| anyhow!("wavesync_changes returned a site_id that is not 16 bytes"))?,
+        cl: r.get(7)?,
+        seq: r.get(8)?,
+        origin_version: r.get(9)?,
+    })
+}
+
+struct SqlVal<'a>(&'a Val);
+
+impl ToSql for SqlVal<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Val::Null => ValueRef::Null,
+            Val::Integer(i) => ValueRef::Integer(*i),
+            Val::Real(f) => ValueRef::Real(*f),
+            Val::Text(t) => ValueRef::Text(t),
+            Val::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it succeeds, rolled back
+/// otherwise (so a failure anywhere leaves nothing half-applied).
+fn write_tx<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let out = f(conn).and_then(|v| {
+        conn.execute_batch("COMMIT")?;
+        Ok(v)
+    });
+    if out.is_err() && !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            warn!("rollback failed: {e}");
+        }
+    }
+    out
+}
+
+pub fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _)) if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        )
+    })
+}
+
+/// Retries `f` with backoff while the database is busy (each attempt already waited for
+/// the busy timeout); other errors return at once.
+fn retry_busy<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut delay = Duration::from_millis(20);
+    let began = Instant::now();
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && attempt < WRITE_ATTEMPTS => {
+                warn!(attempt, waited_ms = began.elapsed().as_millis() as u64, "{what}: database busy, retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(2));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! What the daemon reports: counters shared by the network and database sides, the status
+//! file the running daemon rewrites every second (`<db>.wavesyncd-status.json`), and the
+//! `wavesyncd status` command that reads it back together with the database's vector.
+
+use anyhow::{Context, Result};
+use rusqlite::OpenFlags;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Counters, updated with relaxed atomics from both threads.
+#[derive(Default)]
+pub struct Counters {
+    pub gossip_received: AtomicU64,
+    pub gossip_applied: AtomicU64,
+    pub gossip_rejected: AtomicU64,
+    pub published: AtomicU64,
+    pub catchup_requests_served: AtomicU64,
+    pub catchup_rejected: AtomicU64,
+    pub catchup_pages_sent: AtomicU64,
+    pub catchup_pages_received: AtomicU64,
+    pub catchup_pages_applied: AtomicU64,
+    pub apply_failed: AtomicU64,
+    pub partial_dropped: AtomicU64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Default, Clone)]
+pub struct CounterSnapshot {
+    pub gossip_received: u64,
+    pub gossip_applied: u64,
+    pub gossip_rejected: u64,
+    pub published: u64,
+    pub catchup_requests_served: u64,
+    pub catchup_rejected: u64,
+    pub catchup_pages_sent: u64,
+    pub catchup_pages_received: u64,
+    pub catchup_pages_applied: u64,
+    pub apply_failed: u64,
+    pub partial_dropped: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterSnapshot {
+            gossip_received: g(&self.gossip_received),
+            gossip_applied: g(&self.gossip_applied),
+            gossip_rejected: g(&self.gossip_rejected),
+            published: g(&self.published),
+            catchup_requests_served: g(&self.catchup_requests_served),
+            catchup_rejected: g(&self.catchup_rejected),
+            catchup_pages_sent: g(&self.catchup_pages_sent),
+            catchup_pages_received: g(&self.catchup_pages_received),
+            catchup_pages_applied: g(&self.catchup_pages_applied),
+            apply_failed: g(&self.apply_failed),
+            partial_dropped: g(&self.partial_dropped),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct PeerStatus {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub connected: bool,
+    /// Versions this peer lacked from us at its last catch-up request.
+    pub they_lack_versions: Option<u64>,
+    /// Versions we lacked from this peer at our last catch-up (0 once caught up).
+    pub we_lack_versions: Option<u64>,
+    pub last_catchup_unix: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct StatusFile {
+    pub pid: u32,
+    pub peer_id: String,
+    pub site_id: String,
+    pub db: String,
+    pub started_unix: u64,
+    pub updated_unix: u64,
+    pub listen: Vec<String>,
+    pub peers: Vec<PeerStatus>,
+    pub counters: CounterSnapshot,
+    pub last_catchup_unix: Option<u64>,
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn status_path(db: &Path) -> PathBuf {
+    sibling(db, "wavesyncd-status.json")
+}
+
+pub fn identity_path(db: &Path) -> PathBuf {
+    sibling(db, "wavesyncd-identity")
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Writes the status file atomically (temp file + rename), so readers never see half.
+pub fn write_status(db: &Path, st: &StatusFile) -> Result<()> {
+    let path = status_path(db);
+    let tmp = sibling(db, "wavesyncd-status.json.tmp");
+    let json = serde_json::to_vec_pretty(st)?;
+    std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn read_status(db: &Path) -> Option<StatusFile> {
+    let bytes = std::fs::read(status_path(db)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// What `wavesyncd status` shows.
+#[derive(Serialize, Debug)]
+struct Report {
+    db: String,
+    daemon_running: bool,
+    site_id: Option<String>,
+    db_version: Option<i64>,
+    /// `wavesync_vector_json()`: for every origin, the version runs applied here.
+    vector: Option<serde_json::Value>,
+    database_error: Option<String>,
+    daemon: Option<StatusFile>,
+}
+
+pub fn command(db: &Path, ext: &Path, json: bool) -> Result<()> {
+    let daemon = read_status(db);
+    let running = daemon.as_ref().is_some_and(|d| process_alive(d.pid) && now_unix().saturating_sub(d.updated_unix) < 10);
+    let mut report = Report {
+        db: db.display().to_string(),
+        daemon_running: running,
+        site_id: None,
+        db_version: None,
+        vector: None,
+        database_error: None,
+        daemon,
+    };
+    if !db.exists() {
+        report.database_error = Some("database file does not exist".into());
+    } else {
+        match read_db(db, ext) {
+            Ok((site, v, vec)) => {
+                report.site_id = Some(site);
+                report.db_version = Some(v);
+                report.vector = Some(vec);
+            }
+            Err(e) => report.database_error = Some(format!("{e:#}")),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn read_db(db: &Path, ext: &Path) -> Result<(String, i64, serde_json::Value)> {
+    let conn = crate::db::open(db, ext, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let site: Vec<u8> = conn.query_row("SELECT wavesync_site_id()", [], |r| r.get(0))?;
+    let v: i64 = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
+    let vec: String = conn.query_row("SELECT wavesync_vector_json()", [], |r| r.get(0))?;
+    let vec = serde_json::from_str(&vec).unwrap_or(serde_json::Value::String(vec));
+    Ok((hex::encode(site), v, vec))
+}
+
+fn print_report(r: &Report) {
+    println!("database:   {}", r.db);
+    match (&r.site_id, r.db_version) {
+        (Some(site), Some(v)) => println!("site id:    {site}\ndb version: {v}"),
+        _ => println!("site id:    (unknown: {})", r.database_error.as_deref().unwrap_or("?")),
+    }
+    if let Some(v) = &r.vector {
+        println!("vector:     {v}");
+    }
+    let Some(d) = &r.daemon else {
+        println!("daemon:     not running (no status file {})", status_path(Path::new(&r.db)).display());
+        return;
+    };
+    if r.daemon_running {
+        println!("daemon:     running, pid {}, peer id {}", d.pid, d.peer_id);
+    } else {
+        println!("daemon:     NOT running (last status from pid {} at unix time {})", d.pid, d.updated_unix);
+    }
+    for a in &d.listen {
+        println!("listening:  {a}");
+    }
+    let c = &d.counters;
+    println!(
+        "gossip:     {} received, {} applied, {} rejected; {} local versions published",
+        c.gossip_received, c.gossip_applied, c.gossip_rejected, c.published
+    );
+    println!(
+        "catch-up:   {} pages received, {} applied, {} sent ({} requests served), {} rejected; last {}",
+        c.catchup_pages_received,
+        c.catchup_pages_applied,
+        c.catchup_pages_sent,
+        c.catchup_requests_served,
+        c.catchup_rejected,
+        d.last_catchup_unix.map(|t| format!("{}s ago", now_unix().saturating_sub(t))).unwrap_or_else(|| "never".into())
+    );
+    if c.apply_failed + c.partial_dropped > 0 {
+        println!("problems:   {} failed applies, {} incomplete changesets dropped", c.apply_failed, c.partial_dropped);
+    }
+    println!("peers:      {}", d.peers.iter().filter(|p| p.connected).count());
+    for p in &d.peers {
+        let lag = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
+        println!(
+            "  {} {} — they lack {} versions of ours, we lack {} of theirs; {}",
+            p.peer_id,
+            if p.connected { "connected" } else { "disconnected" },
+            lag(p.they_lack_versions),
+            lag(p.we_lack_versions),
+            if p.addresses.is_empty() { "no known address".to_string() } else { p.addresses.join(", ") }
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! The wire format: every message, on gossipsub and on the catch-up protocol, is the
+//! postcard encoding of an [`Envelope`]:
+//!
+//! ```text
+//! Envelope { proto: u16 = 1, nonce: [u8; 16], sealed: Vec<u8>, mac: [u8; 32] }
+//! sealed = postcard(Body) XOR keystream(enc_key, nonce)
+//! mac    = BLAKE3-keyed(mac_key, proto_le || nonce || sealed)
+//! ```
+//!
+//! Both keys (and the gossip topic) are derived from the 32-byte group key with
+//! `blake3::derive_key`. The MAC keeps non-members from injecting anything; the encryption
+//! keeps them from reading: gossipsub announces topic names to every connected peer, so a
+//! non-member can learn the topic and subscribe, and would otherwise see every change.
+//! Encrypt-then-MAC: nothing is decrypted or decoded before the MAC has been checked.
+//!
+//! Decoding never panics and never trusts a length: the byte length is checked before
+//! anything is decoded, postcard bounds every allocation by the input it has, and a body is
+//! checked for internal consistency (chunk numbers, version ranges, row origins) before it
+//! is handed on.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The protocol version carried by every envelope.
+pub const PROTO: u16 = 1;
+/// Largest gossip message we send or accept (gossipsub's max_transmit_size is set above it).
+pub const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
+/// Target size of the rows of one gossip chunk (well below MAX_GOSSIP_BYTES).
+pub const CHUNK_TARGET_BYTES: usize = 512 * 1024;
+/// Largest catch-up request (a version vector is small; this bounds a hostile one).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest catch-up response. Pages are bounded by the page budget, except that one origin
+/// version is never split (it must be applied whole), so a single huge transaction can make
+/// one page larger than the budget; this is the hard ceiling for that case.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Most chunks one changeset may announce (bounds the receive buffer per version).
+pub const MAX_CHUNKS: u32 = 4096;
+
+/// An SQLite value, as stored in `wavesync_changes.val`. Text keeps its raw bytes so a
+/// value travels unchanged even if it is not valid UTF-8.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Val {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+/// One row of `wavesync_changes`, with its hidden `origin_version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    pub table: String,
+    pub pk: Vec<u8>,
+    pub cid: String,
+    pub val: Val,
+    pub col_version: i64,
+    pub db_version: i64,
+    pub site_id: [u8; 16],
+    pub cl: i64,
+    pub seq: i64,
+    pub origin_version: i64,
+}
+
+impl ChangeRow {
+    /// A cheap upper bound of the row's encoded size, used to fill chunks and pages.
+    pub fn approx_size(&self) -> usize {
+        let val = match &self.val {
+            Val::Null => 1,
+            Val::Integer(_) | Val::Real(_) => 11,
+            Val::Text(b) | Val::Blob(b) => b.len() + 6,
+        };
+        self.table.len() + self.pk.len() + self.cid.len() + val + 16 + 6 * 10 + 12
+    }
+}
+
+/// One gossip message: part `chunk` of `chunks` of the local changes of origin `site` with
+/// versions `start..=version`. `start` is the version after the one the sender published
+/// before, so a receiver marks the versions in between (which hold no surviving local
+/// changes) applied too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Changeset {
+    pub site: [u8; 16],
+    pub start: i64,
+    pub version: i64,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub rows: Vec<ChangeRow>,
+}
+
+/// A catch-up page: ALL the surviving changes of `site` with origin versions in
+/// `start..=end`; the receiver applies them and marks the range applied in one transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub site: [u8; 16],
+    pub start: i64,
+    pub end: i64,
+    pub rows: Vec<ChangeRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Body {
+    Changeset(Changeset),
+    /// "Here is my vector (`wavesync_vector()`); send what I lack, at most this much."
+    CatchupRequest { vector: Vec<u8>, max_rows: u32, max_bytes: u32 },
+    /// Pages in order; `more` = the budget ran out, ask again; `remaining_versions` = how many
+    /// versions the requester still lacks after these pages (for the progress bar and lag).
+    CatchupResponse { pages: Vec<Page>, more: bool, remaining_versions: u64 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    proto: u16,
+    nonce: [u8; 16],
+    sealed: Vec<u8>,
+    mac: [u8; 32],
+}
+
+/// Keys derived from the group key.
+#[derive(Clone)]
+pub struct GroupKeys {
+    mac: [u8; 32],
+    enc: [u8; 32],
+    topic: String,
+}
+
+impl GroupKeys {
+    pub fn derive(group_key: &[u8; 32]) -> Self {
+        let topic = blake3::derive_key("wavesync v1 topic", group_key);
+        GroupKeys {
+            mac: blake3::derive_key("wavesync v1 message mac", group_key),
+            enc: blake3::derive_key("wavesync v1 message encryption", group_key),
+            topic: format!("wavesync/{}", &hex::encode(topic)[..16]),
+        }
+    }
+
+    /// The gossipsub topic of the group.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn tag(&self, proto: u16, nonce: &[u8; 16], sealed: &[u8]) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.mac);
+        h.update(&proto.to_le_bytes());
+        h.update(nonce);
+        h.update(sealed);
+        h.finalize()
+    }
+
+    /// XORs `data` with the BLAKE3 keystream for `nonce` (encrypts and decrypts).
+    fn apply_keystream(&self, nonce: &[u8; 16], data: &mut [u8]) {
+        let mut h = blake3::Hasher::new_keyed(&self.enc);
+        h.update(nonce);
+        let mut xof = h.finalize_xof();
+        let mut ks = [0u8; 4096];
+        for block in data.chunks_mut(ks.len()) {
+            let ks = &mut ks[..block.len()];
+            xof.fill(ks);
+            for (b, k) in block.iter_mut().zip(ks.iter()) {
+                *b ^= k;
+            }
+        }
+    }
+
+    /// Encodes, encrypts and authenticates a body.
+    pub fn seal(&self, body: &Body) -> Result<Vec<u8>, WireError> {
+        let mut sealed = postcard::to_allocvec(body).map_err(|e| WireError::Encode(e.to_string()))?;
+        let nonce: [u8; 16] = rand::random();
+        self.apply_keystream(&nonce, &mut sealed);
+        let mac = *self.tag(PROTO, &nonce, &sealed).as_bytes();
+        postcard::to_allocvec(&Envelope { proto: PROTO, nonce, sealed, mac }).map_err(|e| WireError::Encode(e.to_string()))
+    }
+
+    /// Checks size, protocol version and MAC, then decrypts and decodes. `limit` is the
+    /// largest byte length accepted for this kind of message.
+    pub fn open(&self, bytes: &[u8], limit: usize) -> Result<Body, WireError> {
+        if bytes.len() > limit {
+            return Err(WireError::TooLarge { len: bytes.len(), limit });
+        }
+        let (env, rest): (Envelope, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| WireError::Malformed(format!("envelope: {e}")))?;
+        if !rest.is_empty() {
+            return Err(WireError::Malformed(format!("{} trailing bytes after the envelope", rest.len())));
+        }
+        if env.proto != PROTO {
+            return Err(WireError::Version(env.proto));
+        }
+        // blake3::Hash compares in constant time.
+        if self.tag(env.proto, &env.nonce, &env.sealed) != blake3::Hash::from(env.mac) {
+            return Err(WireError::BadMac);
+        }
+        let mut plain = env.sealed;
+        self.apply_keystream(&env.nonce, &mut plain);
+        let (body, rest): (Body, &[u8]) =
+            postcard::take_from_bytes(&plain).map_err(|e| WireError::Malformed(format!("body: {e}")))?;
+        if !rest.is_empty() {
+            return Err(WireError::Malformed(format!("{} trailing bytes after the body", rest.len())));
+        }
+        validate(&body)?;
+        Ok(body)
+    }
+}
+
+/// Consistency checks of a decoded body, so later stages can rely on them.
+fn validate(body: &Body) -> Result<(), WireError> {
+    let bad = |m: String| Err(WireError::Malformed(m));
+    match body {
+        Body::Changeset(c) => {
+            if c.chunks == 0 || c.chunks > MAX_CHUNKS || c.chunk >= c.chunks {
+                return bad(format!("chunk {} of {}", c.chunk, c.chunks));
+            }
+            if c.start < 1 || c.version < c.start {
+                return bad(format!("version range {}..={}", c.start, c.version));
+            }
+            for r in &c.rows {
+                if r.site_id != c.site || r.origin_version < c.start || r.origin_version > c.version {
+                    return bad(format!(
+                        "row of origin {}@{} in a changeset of {}@{}..={}",
+                        hex::encode(r.site_id),
+                        r.origin_version,
+                        hex::encode(c.site),
+                        c.start,
+                        c.version
+                    ));
+                }
+            }
+        }
+        Body::CatchupRequest { .. } => {}
+        Body::CatchupResponse { pages, .. } => {
+            for p in pages {
+                if p.start < 1 || p.end < p.start {
+                    return bad(format!("page range {}..={}", p.start, p.end));
+                }
+                for r in &p.rows {
+                    if r.site_id != p.site || r.origin_version < p.start || r.origin_version > p.end {
+                        return bad(format!(
+                            "row of origin {}@{} in a page of {}@{}..={}",
+                            hex::encode(r.site_id),
+                            r.origin_version,
+                            hex::encode(p.site),
+                            p.start,
+                            p.end
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits the rows of one origin version range into changesets whose rows stay below
+/// CHUNK_TARGET_BYTES each (a single row larger than that travels alone).
+pub fn chunk_changeset(site: [u8; 16], start: i64, version: i64, rows: Vec<ChangeRow>) -> Vec<Changeset> {
+    let mut groups: Vec<Vec<ChangeRow>> = vec![Vec::new()];
+    let mut size = 0;
+    for r in rows {
+        let s = r.approx_size();
+        if size + s > CHUNK_TARGET_BYTES && groups.last().is_some_and(|g| !g.is_empty()) {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += s;
+        if let Some(g) = groups.last_mut() {
+            g.push(r);
+        }
+    }
+    let chunks = groups.len() as u32;
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, rows)| Changeset { site, start, version, chunk: i as u32, chunks, rows })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireError {
+    TooLarge { len: usize, limit: usize },
+    Malformed(String),
+    Version(u16),
+    BadMac,
+    Encode(String),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::TooLarge { len, limit } => write!(f, "message of {len} bytes exceeds the limit of {limit}"),
+            WireError::Malformed(m) => write!(f, "malformed message: {m}"),
+            WireError::Version(v) => write!(f, "unsupported protocol version {v} (this daemon speaks {PROTO})"),
+            WireError::BadMac => write!(f, "MAC check failed (sender is not in this group, or the message was altered)"),
+            WireError::Encode(m) => write!(f, "cannot encode message: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, RngCore, SeedableRng};
+
+    fn row(site: [u8; 16], v: i64, seq: i64) -> ChangeRow {
+        ChangeRow {
+            table: "items".into(),
+            pk: vec![1, 9, seq as u8],
+            cid: "v".into(),
+            val: Val::Text(b"hello".to_vec()),
+            col_version: 1,
+            db_version: v,
+            site_id: site,
+            cl: 1,
+            seq,
+            origin_version: v,
+        }
+    }
+
+    fn sample_bodies() -> Vec<Body> {
+        let site = [7u8; 16];
+        vec![
+            Body::Changeset(Changeset {
+                site,
+                start: 3,
+                version: 5,
+                chunk: 0,
+                chunks: 1,
+                rows: (0..10).map(|s| row(site, 5, s)).collect(),
+            }),
+            Body::CatchupRequest { vector: vec![1, 0], max_rows: 2000, max_bytes: 1 << 18 },
+            Body::CatchupResponse {
+                pages: vec![Page { site, start: 1, end: 9, rows: vec![row(site, 4, 0), row(site, 9, 1)] }],
+                more: true,
+                remaining_versions: 12,
+            },
+        ]
+    }
+
+    #[test]
+    fn roundtrip() {
+        let k = GroupKeys::derive(&[1; 32]);
+        for b in sample_bodies() {
+            let bytes = k.seal(&b).unwrap();
+            assert_eq!(k.open(&bytes, MAX_RESPONSE_BYTES).unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn body_is_not_readable_in_the_clear() {
+        let k = GroupKeys::derive(&[1; 32]);
+        let bytes = k.seal(&sample_bodies()[0]).unwrap();
+        assert!(!bytes.windows(5).any(|w| w == b"items"), "table name visible in the sealed message");
+    }
+
+    #[test]
+    fn wrong_key_is_rejected() {
+        let a = GroupKeys::derive(&[1; 32]);
+        let b = GroupKeys::derive(&[2; 32]);
+        assert_ne!(a.topic(), b.topic());
+        for body in sample_bodies() {
+            let bytes = a.seal(&body).unwrap();
+            assert_eq!(b.open(&bytes, MAX_RESPONSE_BYTES), Err(WireError::BadMac));
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_is_rejected() {
+        let k = GroupKeys::derive(&[3; 32]);
+        let bytes = k.seal(&sample_bodies()[0]).unwrap();
+        for i in 0..bytes.len() {
+            for bit in [0u8, 3, 7] {
+                let mut m = bytes.clone();
+                m[i] ^= 1 << bit;
+                assert!(k.open(&m, MAX_RESPONSE_BYTES).is_err(), "flip at byte {i} bit {bit} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_is_rejected_before_decoding() {
+        let k = GroupKeys::derive(&[1; 32]);
+        let bytes = k.seal(&sample_bodies()[0]).unwrap();
+        assert!(matches!(k.open(&bytes, bytes.len() - 1), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn other_protocol_version_is_rejected() {
+        let k = GroupKeys::derive(&[1; 32]);
+        let mut sealed = postcard::to_allocvec(&sample_bodies()[1]).unwrap();
+        let nonce = [0u8; 16];
+        k.apply_keystream(&nonce, &mut sealed);
+        let mac = *k.tag(2, &nonce, &sealed).as_bytes();
+        let bytes = postcard::to_allocvec(&Envelope { proto: 2, nonce, sealed, mac }).unwrap();
+        assert_eq!(k.open(&bytes, MAX_REQUEST_BYTES), Err(WireError::Version(2)));
+    }
+
+    #[test]
+    fn inconsistent_bodies_are_rejected_even_with_a_valid_mac() {
+        let k = GroupKeys::derive(&[1; 32]);
+        let site = [7u8; 16];
+        let bad = [
+            Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 1, chunks: 1, rows: vec![] }),
+            Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 0, rows: vec![] }),
+            Body::Changeset(Changeset { site, start: 5, version: 4, chunk: 0, chunks: 1, rows: vec![] }),
+            Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 1, rows: vec![row([8; 16], 1, 0)] }),
+            Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 1, rows: vec![row(site, 2, 0)] }),
+            Body::CatchupResponse {
+                pages: vec![Page { site, start: 1, end: 2, rows: vec![row(site, 3, 0)] }],
+                more: false,
+                remaining_versions: 0,
+            },
+            Body::CatchupResponse { pages: vec![Page { site, start: 0, end: 2, rows: vec![] }], more: false, remaining_versions: 0 },
+        ];
+        for b in bad {
+            let bytes = k.seal(&b).unwrap();
+            assert!(matches!(k.open(&bytes, MAX_RESPONSE_BYTES), Err(WireError::Malformed(_))), "{b:?} accepted");
+        }
+    }
+
+    /// Fuzz-style: random bytes, truncations and splices of valid messages, fed to the
+    /// decoder with a fixed seed. Nothing may panic and nothing may be accepted except the
+    /// untouched valid messages.
+    #[test]
+    fn random_and_truncated_bytes_never_panic() {
+        let k = GroupKeys::derive(&[9; 32]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let valid: Vec<Vec<u8>> = sample_bodies().iter().map(|b| k.seal(b).unwrap()).collect();
+        for v in &valid {
+            for cut in 0..v.len() {
+                assert!(k.open(&v[..cut], MAX_RESPONSE_BYTES).is_err());
+            }
+        }
+        let mut accepted = 0;
+        for i in 0..20_000 {
+            let mut m: Vec<u8> = match i % 4 {
+                0 => {
+                    let mut b = vec![0u8; rng.gen_range(0..600)];
+                    rng.fill_bytes(&mut b);
+                    b
+                }
+                1 => {
+                    let v = &valid[rng.gen_range(0..valid.len())];
+                    v[..rng.gen_range(0..=v.len())].to_vec()
+                }
+                2 => {
+                    let mut v = valid[rng.gen_range(0..valid.len())].clone();
+                    for _ in 0..rng.gen_range(1..5) {
+                        let at = rng.gen_range(0..v.len());
+                        v[at] = rng.gen();
+                    }
+                    v
+                }
+                _ => {
+                    // A plausible envelope header with a random, possibly huge, length prefix.
+                    let mut b = vec![1u8, 0];
+                    b.extend_from_slice(&[0u8; 16]);
+                    b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+                    let mut tail = vec![0u8; rng.gen_range(0..100)];
+                    rng.fill_bytes(&mut tail);
+                    b.extend(tail);
+                    b
+                }
+            };
+            if rng.gen_bool(0.1) {
+                m.reverse();
+            }
+            if k.open(&m, MAX_GOSSIP_BYTES).is_ok() {
+                accepted += 1;
+            }
+        }
+        // Case 2 can re-write a byte with its own value; anything else accepted is a bug.
+        assert!(accepted < 50, "{accepted} mutated messages accepted");
+    }
+
+    #[test]
+    fn chunking_keeps_rows_and_order() {
+        let site = [1u8; 16];
+        let rows: Vec<ChangeRow> = (0..30_000).map(|s| row(site, 7, s)).collect();
+        let parts = chunk_changeset(site, 7, 7, rows.clone());
+        assert!(parts.len() > 1);
+        let k = GroupKeys::derive(&[1; 32]);
+        let mut back = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.chunk as usize, i);
+            assert_eq!(p.chunks as usize, parts.len());
+            let bytes = k.seal(&Body::Changeset(p.clone())).unwrap();
+            assert!(bytes.len() < MAX_GOSSIP_BYTES, "chunk of {} bytes", bytes.len());
+            back.extend(p.rows.clone());
+        }
+        assert_eq!(back, rows);
+        assert_eq!(chunk_changeset(site, 1, 1, vec![]).len(), 1);
+    }
+}
