@@ -1,7 +1,10 @@
 # wavesync — build, test and demo.
 #
 #   make            build dist/wavesync.so (the extension) and dist/wavesyncd (the daemon)
-#   make test       install what is missing, build, run every test suite
+#   make test       install what is missing, build, run every test suite (bindings included)
+#   make test-bindings   only the Python, Node and Rust binding suites (bindings/tasks.sh)
+#   make wheel      build the Python wheel into dist/ (bindings/python)
+#   make npm-package     build the npm tarball into dist/ (bindings/node)
 #   make demo       install what is missing, build, run the two-file sync demo
 #   make deps       install the sqlite3 CLI (apt-get) and the Python venv (.venv) if missing
 #   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
@@ -36,7 +39,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps sqlite3-cli venv test demo clean distclean
+.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings wheel npm-package demo clean distclean
 
 all: build
 
@@ -84,13 +87,27 @@ test: deps build
 	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" \
 	  sql-tests/test-all.sh
 
+# The binding suites alone; they install what they need (fresh venv for the wheel, npm
+# packages with better-sqlite3 compiled from source, a Node 22 for node:sqlite if needed).
+test-bindings: deps ext
+	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" SUITES=bindings \
+	  sql-tests/test-all.sh
+
+wheel: ext
+	@PYTHON="$(PYTHON)" bindings/tasks.sh wheel $(DIST)
+
+npm-package: ext
+	@bindings/tasks.sh npm-pack $(DIST)
+
 demo: deps build
 	@sql-tests/demo.sh
 
 clean:
 	$(CARGO_RUN) clean
 	rm -rf $(DIST)/wavesync.so $(DIST)/wavesyncd $(DIST)/.wavesync*.tmp sql-tests/out
+	rm -rf $(DIST)/wavesync-*.whl $(DIST)/wavesync-*.tgz bindings/node/lib \
+	  bindings/python/build bindings/python/src/wavesync.egg-info
 	find sql-tests bindings -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) bindings/node/node_modules
