@@ -5,10 +5,18 @@
 #   2. sql-tests/run.sh                              (SQL cases through the sqlite3 CLI)
 #   3. cargo test --release -p wavesync-sql-tests    (Rust tests loading dist/wavesync.so)
 #   4. pytest sql-tests/python                       (Python tests loading dist/wavesync.so)
+#   5. cargo test --release -p wavesyncd             (daemon: codec unit tests, and real
+#                                                     wavesyncd processes on 127.0.0.1)
+#   6. bindings/tasks.sh test python                 (the wheel, installed in a fresh venv)
+#   7. bindings/tasks.sh test node                   (the npm package, node --test)
+#   8. bindings/tasks.sh test rust                   (cargo test --release -p wavesync)
 # and ends with one line `N passed, N failed` counting the tests of all suites that ran.
+# The binding suites install what they need (a venv, npm packages: better-sqlite3 is
+# compiled from source the first time, about a minute).
 #
 # Environment: WAVESYNC_EXT (default <repo>/dist/wavesync), VENV (default .venv),
-# CARGO_RUN (default: flock /tmp/wavesync-cargo.lock cargo).
+# CARGO_RUN (default: flock /tmp/wavesync-cargo.lock cargo), SUITES (`all`, the default;
+# `core` for 1-5; `bindings` for 6-8, which is what `make test-bindings` runs).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,6 +26,11 @@ cd "$root"
 export WAVESYNC_EXT="${WAVESYNC_EXT:-$root/dist/wavesync}"
 venv="${VENV:-.venv}"
 cargo_run="${CARGO_RUN:-flock /tmp/wavesync-cargo.lock cargo}"
+suites="${SUITES:-all}"
+case "$suites" in
+    all | core | bindings) ;;
+    *) echo "test-all.sh: SUITES must be all, core or bindings (not '$suites')" >&2; exit 2 ;;
+esac
 
 log="$(mktemp "${TMPDIR:-/tmp}/wavesync-test.XXXXXX")"
 trap 'rm -f "$log"' EXIT
@@ -79,12 +92,31 @@ parse_pytest() {
         } END {print p + 0, f + 0}'
 }
 
-# shellcheck disable=SC2086 # cargo_run is a command line on purpose
-run_suite "unit tests (wavesync-ext)" parse_cargo $cargo_run test --release -p wavesync-ext
-run_suite "SQL cases (sqlite3 CLI)" parse_sql "$here/run.sh"
-# shellcheck disable=SC2086
-run_suite "Rust tests (wavesync-sql-tests)" parse_cargo $cargo_run test --release -p wavesync-sql-tests
-run_suite "Python tests (pytest)" parse_pytest \
-    env PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
+# node --test's closing counts: `# pass 5` / `# fail 0` / `# cancelled 0` with the TAP
+# reporter (which bindings/tasks.sh asks for), `ℹ pass 5` with the spec reporter; summed
+# over the runs of the suite.
+parse_node() {
+    sed -nE 's/^(# |ℹ )(pass|fail|cancelled) ([0-9]+)$/\2 \3/p' |
+        awk '$1 == "pass" {p += $2} $1 != "pass" {f += $2} END {print p + 0, f + 0}'
+}
+
+if [ "$suites" != bindings ]; then
+    # shellcheck disable=SC2086 # cargo_run is a command line on purpose
+    run_suite "unit tests (wavesync-ext)" parse_cargo $cargo_run test --release -p wavesync-ext
+    run_suite "SQL cases (sqlite3 CLI)" parse_sql "$here/run.sh"
+    # shellcheck disable=SC2086
+    run_suite "Rust tests (wavesync-sql-tests)" parse_cargo $cargo_run test --release -p wavesync-sql-tests
+    run_suite "Python tests (pytest)" parse_pytest \
+        env PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
+    # shellcheck disable=SC2086
+    run_suite "daemon tests (wavesyncd)" parse_cargo $cargo_run test --release -p wavesyncd
+fi
+
+if [ "$suites" != core ]; then
+    export CARGO_RUN="$cargo_run"
+    run_suite "Python binding (wheel in a fresh venv)" parse_pytest "$root/bindings/tasks.sh" test python
+    run_suite "Node binding (npm package, node --test)" parse_node "$root/bindings/tasks.sh" test node
+    run_suite "Rust binding (crate wavesync)" parse_cargo "$root/bindings/tasks.sh" test rust
+fi
 
 summary
