@@ -6,6 +6,7 @@
 #   make wheel      build the Python wheel into dist/ (bindings/python)
 #   make npm-package     build the npm tarball into dist/ (bindings/node)
 #   make demo       install what is missing, build, run the two-file sync demo
+#   make bench      plain SQLite vs CRR tables, appended to docs/BENCHMARKS.md
 #   make deps       install the sqlite3 CLI (apt-get) and the Python venv (.venv) if missing
 #   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
 #
@@ -39,7 +40,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings wheel npm-package demo clean distclean
+.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings wheel npm-package demo bench clean distclean
 
 all: build
 
@@ -101,6 +102,13 @@ npm-package: ext
 
 demo: deps build
 	@sql-tests/demo.sh
+
+# Plain SQLite vs wavesync CRR tables, side by side in one run (ratios), appended to
+# docs/BENCHMARKS.md. BENCH_ARGS: --rows N --runs K --compare-ext PATH (a cr-sqlite build).
+BENCH_ARGS ?= --rows 100000 --runs 3
+bench: ext
+	$(CARGO_RUN) build --release -p wavesync-sql-tests --bin wavesync-bench
+	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" $(TARGET_DIR)/release/wavesync-bench $(BENCH_ARGS) --append docs/BENCHMARKS.md
 
 clean:
 	$(CARGO_RUN) clean
