@@ -18,17 +18,21 @@ fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
 pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let dbv = st.next_db_version(0)?;
     let ncols = t.cols.len();
+    // Fast path: a key never seen before (the common case) needs no read of its clock.
+    let seq_before = st.tx()?.seq;
+    let mut fresh = RowClock { cl: 1, cells: Vec::with_capacity(ncols + 1) };
+    if ncols == 0 {
+        fresh.set(SENTINEL, local_cell(st, 1, dbv)?);
+    }
+    for &cid in &t.cids {
+        fresh.set(cid, local_cell(st, 1, dbv)?);
+    }
+    if st.insert_new_clock(t, pk, &fresh)? {
+        return Ok(());
+    }
+    st.tx()?.seq = seq_before;
     let rc = match st.get_clock(t, pk)? {
-        None => {
-            let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(ncols + 1) };
-            if ncols == 0 {
-                rc.set(SENTINEL, local_cell(st, 1, dbv)?);
-            }
-            for &cid in &t.cids {
-                rc.set(cid, local_cell(st, 1, dbv)?);
-            }
-            rc
-        }
+        None => fresh,
         Some(mut rc) if !rc.is_live() => {
             // Re-insert after a delete: a new causal-length epoch; column clocks restart.
             rc.cl += 1;

@@ -36,7 +36,9 @@ impl DeletePolicy {
 #[derive(Debug)]
 pub struct TableSql {
     pub get_clock: String,
-    pub put_clock: String,
+    /// Insert of a new clock row; does nothing if the row exists (the caller then updates).
+    pub insert_clock: String,
+    pub update_clock: String,
     /// All tracked columns of one row, by primary key.
     pub select_row: String,
     /// One tracked column of one row, by primary key: index cid-1.
@@ -99,7 +101,8 @@ impl TableInfo {
         let n = pks.len();
         let sql = TableSql {
             get_clock: format!("SELECT cl, clocks FROM {c} WHERE pk = ?1"),
-            put_clock: format!("INSERT OR REPLACE INTO {c} (pk, cl, db_version, clocks) VALUES (?1, ?2, ?3, ?4)"),
+            insert_clock: format!("INSERT INTO {c} (pk, cl, db_version, clocks) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"),
+            update_clock: format!("UPDATE {c} SET cl = ?2, db_version = ?3, clocks = ?4 WHERE pk = ?1"),
             select_row: if cols.is_empty() {
                 format!("SELECT 1 FROM {t} WHERE {pk_where}")
             } else {

@@ -429,10 +429,21 @@ impl State {
         }
     }
 
+    /// Writes a row's clock (updating it in place when the row has one).
     pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
-        self.conn
-            .prepare_cached(&t.sql.put_clock)?
-            .execute(params![pk, rc.cl, rc.max_db_version(), rc.encode()])?;
+        let args = params![pk, rc.cl, rc.max_db_version(), rc.encode()];
+        if self.conn.prepare_cached(&t.sql.update_clock)?.execute(args)? == 0 {
+            self.conn.prepare_cached(&t.sql.insert_clock)?.execute(args)?;
+        }
         Ok(())
+    }
+
+    /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
+    pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(&t.sql.insert_clock)?
+            .execute(params![pk, rc.cl, rc.max_db_version(), rc.encode()])?;
+        Ok(n == 1)
     }
 }
