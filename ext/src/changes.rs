@@ -410,7 +410,16 @@ fn emit(
         }
     }
     for (cid, cell) in &rc.cells {
-        let val = if *cid == SENTINEL {
+        let raw = *cid;
+        let (cid, cl) = match raw {
+            c if crate::addwins::is_delete(c) => (SENTINEL, 2),
+            c if !crate::addwins::is_tag(c) => continue, // what a delete observed: sent in its val
+            c => (c, rc.cl),
+        };
+        let cid = &cid;
+        let val = if crate::addwins::is_delete(raw) {
+            Val::Blob(crate::addwins::encode_observed(st, t, &rc, raw)?)
+        } else if *cid == SENTINEL {
             Val::Null
         } else {
             match (&values, t.pos(*cid)) {
@@ -426,7 +435,7 @@ fn emit(
             col_version: cell.col_version,
             db_version: cell.db_version,
             site_id: st.site_of(cell.site)?,
-            cl: rc.cl,
+            cl,
             seq: cell.seq,
             origin_version: cell.origin_version,
         };
@@ -502,7 +511,11 @@ impl ChangesCursor {
             };
             for (pk, mut rc, _) in page {
                 if let Some((lo, hi)) = bounds {
-                    rc.cells.retain(|(_, c)| c.db_version >= lo && c.db_version <= hi);
+                    // (An add_wins observed set is not news by itself: it travels with its deletes.)
+                    rc.cells.retain(|(cid, c)| {
+                        (!crate::addwins::is_tag(*cid) && !crate::addwins::is_delete(*cid))
+                            || (c.db_version >= lo && c.db_version <= hi)
+                    });
                 }
                 emit(&mut st, &t, pk, rc, &scan.cons, &mut self.buf)?;
             }

@@ -4,6 +4,7 @@
 //! `wavesync_changes` / `crsql_changes` virtual table and `wavesync_missing`, and the
 //! commit/rollback hooks that delimit transactions. See docs/ARCHITECTURE.md.
 
+pub mod addwins;
 pub mod alter;
 pub mod changes;
 pub mod clock;

@@ -7,7 +7,8 @@
 
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::Result;
-use crate::schema::TableInfo;
+use crate::addwins;
+use crate::schema::{DeletePolicy, TableInfo};
 use crate::state::State;
 
 fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
@@ -16,6 +17,9 @@ fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
 }
 
 pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    if t.policy == DeletePolicy::AddWins {
+        return addwins::local_insert(st, t, pk);
+    }
     let dbv = st.next_db_version(0)?;
     let ncols = t.cols.len();
     // Fast path: a key never seen before (the common case) needs no read of its clock.
@@ -59,6 +63,9 @@ pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
 }
 
 pub fn after_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    if t.policy == DeletePolicy::AddWins {
+        return addwins::local_delete(st, t, pk);
+    }
     let dbv = st.next_db_version(0)?;
     let mut rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
     if rc.is_live() {
@@ -78,6 +85,9 @@ pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8],
     }
     if !changed.iter().any(|c| *c) {
         return Ok(());
+    }
+    if t.policy == DeletePolicy::AddWins {
+        return addwins::local_update(st, t, new_pk, changed);
     }
     let dbv = st.next_db_version(0)?;
     let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });

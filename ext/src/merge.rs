@@ -11,7 +11,7 @@
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::pack;
-use crate::schema::{Status, TableInfo};
+use crate::schema::{DeletePolicy, Status, TableInfo};
 use crate::state::{SiteId, State};
 use crate::value::{compare, Val};
 use crate::vector;
@@ -121,6 +121,9 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         vector::add_version(st, site, &ch.site_id, ov)?;
     }
 
+    if t.policy == DeletePolicy::AddWins {
+        return crate::addwins::merge(st, sync, &t, cid, &pk, ch, site);
+    }
     let local = st.get_clock(&t, &ch.pk)?;
     let local_cl = local.as_ref().map_or(0, |r| r.cl);
     if ch.cl < local_cl {

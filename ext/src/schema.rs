@@ -422,11 +422,6 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
         return Ok(());
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
-    if policy == DeletePolicy::AddWins {
-        return Err(fail(format!(
-            "wavesync_as_crr: the 'add_wins' delete policy is not available yet; make '{name}' a CRR with 'delete_wins' (the default)"
-        )));
-    }
     let columns = cols.into_iter().enumerate().map(|(i, c)| (i as u32 + 1, c)).collect();
     let info = TableInfo::new(name.clone(), pks, columns, policy);
     st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
@@ -488,7 +483,8 @@ fn backfill_rows(st: &mut State, t: &TableInfo, only_missing: bool) -> Result<()
     let dbv = st.next_db_version(0)?;
     for pk in keys {
         let mut rc = RowClock { cl: 1, cells: Vec::with_capacity(t.cols.len().max(1)) };
-        if t.cols.is_empty() {
+        // add_wins rows always carry an insert tag (a delete must be able to observe it).
+        if t.cols.is_empty() || t.policy == DeletePolicy::AddWins {
             let seq = st.next_seq()?;
             rc.set(SENTINEL, Cell { col_version: 1, db_version: dbv, site: 0, origin_version: dbv, seq });
         }

@@ -11,6 +11,8 @@ const SCHEMA: &str = "
 CREATE TABLE t (id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER DEFAULT 0);
 CREATE TABLE u (k1 TEXT NOT NULL, k2 INTEGER NOT NULL, v, PRIMARY KEY (k1, k2));
 CREATE TABLE p (k TEXT PRIMARY KEY NOT NULL);
+CREATE TABLE w (id INTEGER PRIMARY KEY NOT NULL, x TEXT, y INTEGER DEFAULT 0);
+SELECT wavesync_as_crr('w', 'add_wins');
 SELECT wavesync_as_crr('t');
 SELECT wavesync_as_crr('u');
 SELECT crsql_as_crr('p');
@@ -30,6 +32,12 @@ enum Write {
     UDelete { k1: String },
     PInsert { k: String },
     PDelete { k: String },
+    /// Writes to the add_wins table.
+    WInsert { id: i64, x: Option<String> },
+    WUpdateX { id: i64, x: Option<String> },
+    WUpdateY { id: i64, y: i64 },
+    WDelete { id: i64 },
+    WChangePk { from: i64, to: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +67,11 @@ fn write() -> impl Strategy<Value = Write> {
         key.prop_map(|k1| Write::UDelete { k1 }),
         "[pq]".prop_map(|k| Write::PInsert { k }),
         "[pq]".prop_map(|k| Write::PDelete { k }),
+        (0i64..3, prop::option::of("[a-c]")).prop_map(|(id, x)| Write::WInsert { id, x }),
+        (0i64..3, prop::option::of("[a-c]")).prop_map(|(id, x)| Write::WUpdateX { id, x }),
+        (0i64..3, 0i64..3).prop_map(|(id, y)| Write::WUpdateY { id, y }),
+        (0i64..3).prop_map(|id| Write::WDelete { id }),
+        (0i64..3, 0i64..3).prop_map(|(from, to)| Write::WChangePk { from, to }),
     ]
 }
 
@@ -90,6 +103,11 @@ fn run_write(c: &Connection, w: &Write) {
         Write::UDelete { k1 } => c.execute("DELETE FROM u WHERE k1 = ?1", params![k1]),
         Write::PInsert { k } => c.execute("INSERT OR IGNORE INTO p VALUES (?1)", params![k]),
         Write::PDelete { k } => c.execute("DELETE FROM p WHERE k = ?1", params![k]),
+        Write::WInsert { id, x } => c.execute("INSERT OR REPLACE INTO w (id, x) VALUES (?1, ?2)", params![id, x]),
+        Write::WUpdateX { id, x } => c.execute("UPDATE w SET x = ?2 WHERE id = ?1", params![id, x]),
+        Write::WUpdateY { id, y } => c.execute("UPDATE w SET y = y + ?2 WHERE id = ?1", params![id, y]),
+        Write::WDelete { id } => c.execute("DELETE FROM w WHERE id = ?1", params![id]),
+        Write::WChangePk { from, to } => c.execute("UPDATE w SET id = ?2 WHERE id = ?1", params![from, to]),
     };
 }
 
@@ -115,12 +133,13 @@ fn state(c: &Connection) -> (Vec<Row>, Vec<Row>) {
         rows(c, "SELECT 't', id, a, b FROM t ORDER BY id"),
         rows(c, "SELECT 'u', k1, k2, v FROM u ORDER BY k1, k2"),
         rows(c, "SELECT 'p', k FROM p ORDER BY k"),
+        rows(c, "SELECT 'w', id, x, y FROM w ORDER BY id"),
     ]
     .concat();
     // db_version is each replica's local counter; everything else must match.
     let changes = rows(
         c,
-        "SELECT \"table\", pk, cid, val, col_version, site_id, cl, seq, origin_version FROM wavesync_changes ORDER BY 1, 2, 3",
+        "SELECT \"table\", pk, cid, val, col_version, site_id, cl, seq, origin_version FROM wavesync_changes ORDER BY 1, 2, 3, 6, 9, 7",
     );
     (tables, changes)
 }
