@@ -3,7 +3,7 @@
 use crate::error::{fail, Result};
 use crate::state::Shared;
 use crate::value::Val;
-use crate::{alter, local, pack, schema, vector};
+use crate::{alter, compact, local, pack, schema, vector};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
@@ -123,6 +123,33 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "config_get", 1, utf8, true, move |ctx| {
         let key = text_arg(ctx, 0, "wavesync_config_get")?;
         sh.lock()?.config_get(&key)
+    })?;
+
+    let sh = shared.clone();
+    register(db, "compact", 1, utf8, false, move |ctx| {
+        let safe = match ctx.get_raw(0) {
+            ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_compact: {e}")))?,
+            _ => return Err(fail("wavesync_compact: pass a vector (blob) every peer has reached, e.g. the smallest of their wavesync_vector()")),
+        };
+        let mut st = sh.lock()?;
+        st.atomically(|st| compact::compact(st, &safe))
+    })?;
+
+    let sh = shared.clone();
+    register(db, "resync_begin", 0, utf8, false, move |_ctx| {
+        let mut st = sh.lock()?;
+        compact::resync_begin(&mut st)?;
+        Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "resync_finish", 1, utf8, false, move |ctx| {
+        let peer = match ctx.get_raw(0) {
+            ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_resync_finish: {e}")))?,
+            _ => return Err(fail("wavesync_resync_finish: pass the peer's wavesync_vector() blob")),
+        };
+        let mut st = sh.lock()?;
+        st.atomically(|st| compact::resync_finish(st, &sh.sync_bit, &peer))
     })?;
 
     let sh = shared.clone();

@@ -8,6 +8,7 @@ pub mod addwins;
 pub mod alter;
 pub mod changes;
 pub mod clock;
+pub mod compact;
 pub mod error;
 pub mod functions;
 pub mod local;

@@ -117,7 +117,20 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         // Our own write coming back: never reuse a version a peer has already seen.
         st.next_db_version(origin_version)?;
     }
+    if st.resync {
+        crate::compact::note_resync(st, &t.name, &ch.pk)?;
+    }
     if let Some(ov) = ch.origin_version {
+        // After a compaction an already-applied version may be an old copy of a row whose
+        // tombstone is gone: skip it (merging it again would change nothing otherwise).
+        if st.has_horizon()? && !st.versions_in_tx.contains(&(site, ov)) {
+            // This replica's own versions are all applied up to its db_version.
+            let applied = if site == 0 { ov <= st.current_db_version()? } else { vector::contains(st, site, ov)? };
+            if applied {
+                return Ok(());
+            }
+        }
+        st.versions_in_tx.insert((site, ov));
         vector::add_version(st, site, &ch.site_id, ov)?;
     }
 

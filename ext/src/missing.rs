@@ -62,7 +62,7 @@ impl CreateVTab<'_> for MissingTab {
 pub struct MissingCursor {
     base: sqlite3_vtab_cursor,
     shared: Arc<Shared>,
-    rows: Vec<(SiteId, i64, i64)>,
+    rows: Vec<(Option<SiteId>, i64, i64)>,
     pos: usize,
 }
 
@@ -79,7 +79,11 @@ unsafe impl VTabCursor for MissingCursor {
             };
             let mut st = self.shared.lock()?;
             let mine = vector::load(&mut st)?;
-            self.rows = vector::missing(&mine, &theirs);
+            self.rows = vector::missing(&mine, &theirs).into_iter().map(|(s, a, b)| (Some(s), a, b)).collect();
+            if crate::compact::behind_horizon(&st, &theirs)? {
+                // First row, NULL site: "you are behind my compaction horizon: resync".
+                self.rows.insert(0, (None, 0, 0));
+            }
             self.pos = 0;
             Ok(())
         })
@@ -97,7 +101,7 @@ unsafe impl VTabCursor for MissingCursor {
     fn column(&self, ctx: &mut Context, i: c_int) -> Result<()> {
         let (site, s, e) = &self.rows[self.pos];
         match i {
-            0 => ctx.set_result(&&site[..]),
+            0 => ctx.set_result(&site.map(|s| s.to_vec())),
             1 => ctx.set_result(s),
             2 => ctx.set_result(e),
             _ => ctx.set_result(&rusqlite::types::Null),

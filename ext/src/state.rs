@@ -48,6 +48,13 @@ pub struct State {
     seen_rollbacks: u64,
     pub rows_impacted: i64,
     merge_equal_values: Option<bool>,
+    /// Whether a compaction horizon exists (cached per transaction).
+    has_horizon: Option<bool>,
+    /// A full resync is in progress: merges note the rows the peer sent.
+    pub resync: bool,
+    /// Origin versions this transaction started applying (their later rows are not
+    /// "already applied"). Only ever prevents a skip, so a rolled-back entry is harmless.
+    pub versions_in_tx: std::collections::HashSet<(i64, i64)>,
 }
 
 // The connection handle is only used from the thread SQLite calls us on.
@@ -74,6 +81,9 @@ impl Shared {
                 seen_rollbacks: 0,
                 rows_impacted: 0,
                 merge_equal_values: None,
+                has_horizon: None,
+                resync: false,
+                versions_in_tx: Default::default(),
             }),
         }))
     }
@@ -140,6 +150,8 @@ impl State {
         self.tx = None;
         self.rows_impacted = 0;
         self.merge_equal_values = None;
+        self.has_horizon = None;
+        self.versions_in_tx.clear();
         // Ordinals added during the transaction may have been undone by a statement or
         // savepoint rollback that no hook reports: keep them only if their row committed.
         let tentative: Vec<(SiteId, i64)> =
@@ -186,6 +198,23 @@ impl State {
         let v = v.unwrap_or(1) != 0;
         self.merge_equal_values = Some(v);
         Ok(v)
+    }
+
+    /// Whether this replica ever compacted tombstones (then merges check the vector).
+    pub fn has_horizon(&mut self) -> Result<bool> {
+        if let Some(h) = self.has_horizon {
+            return Ok(h);
+        }
+        let h = self
+            .conn
+            .prepare_cached("SELECT 1 FROM wavesync_meta WHERE key = 'compact_horizon'")?
+            .exists([])?;
+        self.has_horizon = Some(h);
+        Ok(h)
+    }
+
+    pub fn forget_horizon(&mut self) {
+        self.has_horizon = None;
     }
 
     pub fn config_set(&mut self, key: &str, value: rusqlite::types::Value) -> Result<()> {

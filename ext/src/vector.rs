@@ -57,6 +57,16 @@ pub fn mark_applied(st: &mut State, site: i64, site_id: &SiteId, start: i64, end
     Ok(())
 }
 
+/// Whether version `v` of site ordinal `site` is marked applied.
+pub fn contains(st: &State, site: i64, v: i64) -> Result<bool> {
+    let last: Option<i64> = st
+        .conn
+        .prepare_cached("SELECT last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+        .query_row(rusqlite::params![site, v], |r| r.get(0))
+        .optional()?;
+    Ok(last.is_some_and(|l| l >= v))
+}
+
 /// Takes version `v` of site ordinal `site` out of the vector (splitting its run).
 pub fn remove_version(st: &mut State, site: i64, v: i64) -> Result<()> {
     let run: Option<(i64, i64)> = st

@@ -1,0 +1,171 @@
+//! Tombstone compaction, and the full resync of a replica that fell behind it.
+//!
+//! `wavesync_compact(vector)` removes the tombstones (clock rows of deleted rows) whose
+//! delete every peer has seen: the caller passes a vector that every known peer has reached
+//! (the smallest of their vectors). The vector is remembered as the *compaction horizon*.
+//! The trade-off: a replica whose vector does not reach the horizon may lack deletes this
+//! replica no longer holds, so exact catch-up cannot bring it level. `wavesync_missing`
+//! then answers a first row with a NULL site_id ("full resync needed"), and that replica
+//! resyncs: `wavesync_resync_begin()`, merge every change of the peer (all of
+//! `wavesync_changes`), `wavesync_resync_finish(peer_vector)`, which deletes (as local
+//! deletes, so the delete spreads) the rows the peer no longer has although it saw every
+//! write that made them. Never a silent divergence.
+//! After a compaction, merges skip changes whose origin version this replica has already
+//! applied, so an old copy of a deleted row cannot come back without its tombstone.
+
+use crate::addwins;
+use crate::clock::{RowClock, SENTINEL};
+use crate::error::{fail, ident, Result};
+use crate::schema::{self, DeletePolicy, Status, TableInfo};
+use crate::state::{SiteId, State};
+use crate::vector::{self, Vector};
+use rusqlite::OptionalExtension;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub fn horizon(st: &State) -> Result<Option<Vector>> {
+    let blob: Option<Vec<u8>> = st
+        .conn
+        .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'compact_horizon'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    match blob {
+        None => Ok(None),
+        Some(b) => vector::decode(&b).map(Some).map_err(|e| fail(format!("wavesync: corrupt compaction horizon: {e}"))),
+    }
+}
+
+fn covered(v: &Vector, site: &SiteId, version: i64) -> bool {
+    v.get(site).is_some_and(|runs| runs.iter().any(|(s, e)| *s <= version && version <= *e))
+}
+
+/// Whether every cell of the row was written by a version `v` holds.
+fn all_cells_covered(st: &mut State, rc: &RowClock, v: &Vector) -> Result<bool> {
+    for (cid, c) in &rc.cells {
+        if !addwins::is_tag(*cid) && !addwins::is_delete(*cid) {
+            continue; // what an add_wins delete observed: not a write of its own
+        }
+        if !covered(v, &st.site_of(c.site)?, c.origin_version) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn clock_rows(st: &State, t: &TableInfo, dead_only: bool) -> Result<Vec<(Vec<u8>, RowClock)>> {
+    let filter = if dead_only { " WHERE cl % 2 = 0" } else { "" };
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = st
+        .conn
+        .prepare(&format!("SELECT pk, cl, clocks FROM {}{filter}", ident(&t.clock)))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(pk, cl, b)| RowClock::decode(cl, &b).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))))
+        .collect()
+}
+
+/// Removes the tombstones whose deletes `safe` covers; returns how many.
+pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
+    schema::raise_floor(st)?;
+    let mut removed = 0;
+    for t in st.tables()? {
+        if t.status == Status::Dropped {
+            continue;
+        }
+        for (pk, rc) in clock_rows(st, &t, true)? {
+            let gone = match t.policy {
+                DeletePolicy::DeleteWins => match rc.get(SENTINEL) {
+                    Some(s) => covered(safe, &st.site_of(s.site)?, s.origin_version),
+                    None => false,
+                },
+                // A dead add_wins row holds only its deletes: all must be covered.
+                DeletePolicy::AddWins => all_cells_covered(st, &rc, safe)?,
+            };
+            if gone {
+                st.conn.prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?.execute([&pk])?;
+                removed += 1;
+            }
+        }
+    }
+    let mut h = horizon(st)?.unwrap_or_default();
+    for (site, runs) in safe {
+        let merged = h.entry(*site).or_default();
+        merged.extend(runs.iter().copied());
+        merged.sort();
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in merged.drain(..) {
+            match out.last_mut() {
+                Some(last) if s <= last.1.saturating_add(1) => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        *merged = out;
+    }
+    st.conn.execute(
+        "INSERT INTO wavesync_meta (key, value) VALUES ('compact_horizon', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [vector::encode(&h)],
+    )?;
+    st.forget_horizon();
+    Ok(removed)
+}
+
+/// Does a replica holding `theirs` lack versions below the compaction horizon?
+pub fn behind_horizon(st: &State, theirs: &Vector) -> Result<bool> {
+    let Some(h) = horizon(st)? else { return Ok(false) };
+    let empty = Vec::new();
+    Ok(h.iter().any(|(site, runs)| !vector::subtract(runs, theirs.get(site).unwrap_or(&empty)).is_empty()))
+}
+
+pub fn resync_begin(st: &mut State) -> Result<()> {
+    st.conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS wavesync_resync (tbl TEXT NOT NULL, pk BLOB NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID;
+         DELETE FROM temp.wavesync_resync;",
+    )?;
+    st.resync = true;
+    Ok(())
+}
+
+/// Notes a row the peer sent during a resync.
+pub fn note_resync(st: &State, table: &str, pk: &[u8]) -> Result<()> {
+    st.conn
+        .prepare_cached("INSERT OR IGNORE INTO temp.wavesync_resync (tbl, pk) VALUES (?1, ?2)")?
+        .execute(rusqlite::params![table, pk])?;
+    Ok(())
+}
+
+/// Deletes the live rows the peer did not send although it saw every write that made
+/// them (it deleted them and compacted the tombstones); returns how many.
+pub fn resync_finish(st: &mut State, sync: &AtomicBool, peer: &Vector) -> Result<i64> {
+    if !st.resync {
+        return Err(fail("wavesync_resync_finish: no resync in progress; call wavesync_resync_begin() first"));
+    }
+    let mut deleted = 0;
+    for t in st.tables()? {
+        if t.status != Status::Ok {
+            continue;
+        }
+        for (pk, rc) in clock_rows(st, &t, false)? {
+            if !rc.is_live() {
+                continue;
+            }
+            let sent = st
+                .conn
+                .prepare_cached("SELECT 1 FROM temp.wavesync_resync WHERE tbl = ?1 AND pk = ?2")?
+                .exists(rusqlite::params![t.name, pk])?;
+            if sent || !all_cells_covered(st, &rc, peer)? {
+                continue;
+            }
+            let keys = crate::pack::unpack(&pk).map_err(|e| fail(format!("wavesync: corrupt clock key: {e}")))?;
+            // Delete the base row without the trigger (we hold the state), then record the
+            // delete as the trigger would have: a local delete that spreads to the others.
+            let was = sync.swap(true, Ordering::AcqRel);
+            let r = st.conn.prepare_cached(&t.sql.delete_row).and_then(|mut s| s.execute(rusqlite::params_from_iter(keys.iter())));
+            sync.store(was, Ordering::Release);
+            r?;
+            crate::local::after_delete(st, &t, &pk)?;
+            deleted += 1;
+        }
+    }
+    st.conn.execute_batch("DELETE FROM temp.wavesync_resync;")?;
+    st.resync = false;
+    Ok(deleted)
+}
