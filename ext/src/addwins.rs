@@ -23,10 +23,12 @@ use crate::error::{fail, Result};
 use crate::merge::Change;
 use crate::schema::TableInfo;
 use crate::state::{SiteId, State};
+use crate::merge::{current_value, exec, silenced};
 use crate::value::{compare, Val};
+use crate::varint;
 use rusqlite::params_from_iter;
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::AtomicBool;
 
 /// Cells with cid at or above BY hold the kept deletes; below are the tags.
 pub const BY: u32 = 1 << 24;
@@ -208,12 +210,12 @@ pub fn encode_observed(st: &mut State, t: &TableInfo, rc: &RowClock, delete_cid:
     let ds = deletes(st, rc)?;
     let d = ds.get(idx).ok_or_else(|| fail("wavesync: corrupt add_wins clock"))?;
     let mut out = vec![1u8];
-    put_varint(&mut out, d.observed.len() as u64);
+    varint::put(&mut out, d.observed.len() as u64);
     for (cid, (cv, site)) in &d.observed {
         let name = t.col_name(*cid);
-        put_varint(&mut out, name.len() as u64);
+        varint::put(&mut out, name.len() as u64);
         out.extend_from_slice(name.as_bytes());
-        put_varint(&mut out, *cv as u64);
+        varint::put(&mut out, *cv as u64);
         out.extend_from_slice(site);
     }
     Ok(out)
@@ -224,17 +226,17 @@ fn decode_observed(blob: &[u8]) -> Result<Vec<(String, i64, SiteId)>, String> {
         return Err("the observed set of an add_wins delete must be a blob made by wavesync".into());
     }
     let mut pos = 1;
-    let n = get_varint(blob, &mut pos)?;
+    let n = varint::get(blob, &mut pos, "observed set")?;
     if n > blob.len() as u64 {
         return Err("observed set claims too many entries".into());
     }
     let mut out = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        let len = get_varint(blob, &mut pos)? as usize;
+        let len = varint::get(blob, &mut pos, "observed set")? as usize;
         let name = blob.get(pos..pos + len).ok_or("observed set is truncated")?;
         let name = String::from_utf8(name.to_vec()).map_err(|_| "observed set has a non-UTF-8 name")?;
         pos += len;
-        let cv = get_varint(blob, &mut pos)?;
+        let cv = varint::get(blob, &mut pos, "observed set")?;
         let site: SiteId = blob.get(pos..pos + 16).ok_or("observed set is truncated")?.try_into().map_err(|_| "truncated")?;
         pos += 16;
         out.push((name, cv as i64, site));
@@ -243,39 +245,6 @@ fn decode_observed(blob: &[u8]) -> Result<Vec<(String, i64, SiteId)>, String> {
         return Err("observed set has trailing bytes".into());
     }
     Ok(out)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or("observed set is truncated")?;
-        *pos += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("observed set has an over-long varint".into())
-}
-
-fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let was = sync.swap(true, AtomicOrdering::AcqRel);
-    let r = f();
-    sync.store(was, AtomicOrdering::Release);
-    r
-}
-
-fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
-    st.conn.prepare_cached(sql)?.execute(params_from_iter(vals))?;
-    Ok(())
 }
 
 /// Rewrites the base row from the surviving tags: gone when none survives, else exactly
@@ -391,14 +360,4 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
     st.put_clock(t, &ch.pk, &rc)?;
     st.rows_impacted += 1;
     Ok(())
-}
-
-fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
-    let pos = t.pos(cid).unwrap_or_default();
-    let mut stmt = st.conn.prepare_cached(&t.sql.select_col[pos])?;
-    let mut rows = stmt.query(params_from_iter(pk.iter()))?;
-    Ok(match rows.next()? {
-        Some(r) => Val::from_ref(r.get_ref(0)?),
-        None => Val::Null,
-    })
 }

@@ -6,7 +6,7 @@
 //! column gets a fresh one, a dropped column's id is retired (recorded as kind 'dropped'
 //! in wavesync_columns) and its cells are pruned. A changed primary key re-keys every row.
 
-use crate::clock::{Cell, RowClock};
+use crate::clock::Cell;
 use crate::error::{fail, ident, Result};
 use crate::merge::{merge, Change};
 use crate::schema::{self, Status, TableInfo};
@@ -118,7 +118,7 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
 
 /// Removes the cells of retired column ids from every clock row.
 fn prune(st: &mut State, t: &TableInfo, retired: &[u32]) -> Result<()> {
-    for (pk, mut rc) in all_clocks(st, t)? {
+    for (pk, mut rc) in st.clock_rows(t, false)? {
         let before = rc.cells.len();
         rc.cells.retain(|(cid, _)| !retired.contains(cid));
         if rc.cells.len() != before {
@@ -126,19 +126,6 @@ fn prune(st: &mut State, t: &TableInfo, retired: &[u32]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn all_clocks(st: &State, t: &TableInfo) -> Result<Vec<(Vec<u8>, RowClock)>> {
-    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = st
-        .conn
-        .prepare(&format!("SELECT pk, cl, clocks FROM {}", ident(&t.clock)))?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(pk, cl, blob)| {
-            RowClock::decode(cl, &blob).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
-        })
-        .collect()
 }
 
 /// The site id of clocks that every replica derives by itself from a schema change (the
@@ -165,7 +152,7 @@ fn add_column_clocks(st: &mut State, t: &TableInfo, added: &[u32], began_at: i64
         .collect::<Result<_, _>>()?;
     let current = st.current_db_version()?;
     let mut migration_site = None;
-    for (pk, mut rc) in all_clocks(st, t)? {
+    for (pk, mut rc) in st.clock_rows(t, false)? {
         if !rc.is_live() {
             continue;
         }

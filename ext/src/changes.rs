@@ -396,6 +396,8 @@ fn emit(
     t: &Arc<TableInfo>,
     pk: Vec<u8>,
     rc: RowClock,
+    // The index found the row by its newest cell; cells outside [lo, hi] are not news.
+    bounds: Option<(i64, i64)>,
     cons: &[(usize, Op, Val)],
     out: &mut VecDeque<ChangeRow>,
 ) -> Result<()> {
@@ -410,6 +412,9 @@ fn emit(
         }
     }
     for (cid, cell) in &rc.cells {
+        if bounds.is_some_and(|(lo, hi)| cell.db_version < lo || cell.db_version > hi) {
+            continue;
+        }
         let raw = *cid;
         let (cid, cl) = match raw {
             c if crate::addwins::is_delete(c) => (SENTINEL, 2),
@@ -509,15 +514,8 @@ impl ChangesCursor {
                 Walk::Versions { lo, hi, .. } => Some((lo, hi)),
                 _ => None,
             };
-            for (pk, mut rc, _) in page {
-                if let Some((lo, hi)) = bounds {
-                    // (An add_wins observed set is not news by itself: it travels with its deletes.)
-                    rc.cells.retain(|(cid, c)| {
-                        (!crate::addwins::is_tag(*cid) && !crate::addwins::is_delete(*cid))
-                            || (c.db_version >= lo && c.db_version <= hi)
-                    });
-                }
-                emit(&mut st, &t, pk, rc, &scan.cons, &mut self.buf)?;
+            for (pk, rc, _) in page {
+                emit(&mut st, &t, pk, rc, bounds, &scan.cons, &mut self.buf)?;
             }
             if exhausted {
                 scan.table_idx += 1;

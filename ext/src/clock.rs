@@ -9,6 +9,8 @@
 //! where `origin_version'` is 0 when the origin version equals db_version (every local
 //! write) and `origin_version + 1` otherwise.
 
+use crate::varint;
+
 pub const SENTINEL: u32 = 0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,38 +31,17 @@ pub struct RowClock {
     pub cells: Vec<(u32, Cell)>,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or("clock blob is truncated")?;
-        *pos += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("clock blob has an over-long varint".into())
-}
-
 impl RowClock {
     pub fn decode(cl: i64, blob: &[u8]) -> Result<RowClock, String> {
         let mut pos = 0;
         let mut cells = Vec::with_capacity(8);
         while pos < blob.len() {
-            let cid = get_varint(blob, &mut pos)? as u32;
-            let col_version = get_varint(blob, &mut pos)? as i64;
-            let db_version = get_varint(blob, &mut pos)? as i64;
-            let site = get_varint(blob, &mut pos)? as i64;
-            let ov = get_varint(blob, &mut pos)?;
-            let seq = get_varint(blob, &mut pos)? as i64;
+            let cid = varint::get(blob, &mut pos, "clock blob")? as u32;
+            let col_version = varint::get(blob, &mut pos, "clock blob")? as i64;
+            let db_version = varint::get(blob, &mut pos, "clock blob")? as i64;
+            let site = varint::get(blob, &mut pos, "clock blob")? as i64;
+            let ov = varint::get(blob, &mut pos, "clock blob")?;
+            let seq = varint::get(blob, &mut pos, "clock blob")? as i64;
             let origin_version = if ov == 0 { db_version } else { (ov - 1) as i64 };
             cells.push((cid, Cell { col_version, db_version, site, origin_version, seq }));
         }
@@ -70,13 +51,13 @@ impl RowClock {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.cells.len() * 8);
         for (cid, c) in &self.cells {
-            put_varint(&mut out, *cid as u64);
-            put_varint(&mut out, c.col_version as u64);
-            put_varint(&mut out, c.db_version as u64);
-            put_varint(&mut out, c.site as u64);
+            varint::put(&mut out, *cid as u64);
+            varint::put(&mut out, c.col_version as u64);
+            varint::put(&mut out, c.db_version as u64);
+            varint::put(&mut out, c.site as u64);
             let ov = if c.origin_version == c.db_version { 0 } else { c.origin_version as u64 + 1 };
-            put_varint(&mut out, ov);
-            put_varint(&mut out, c.seq as u64);
+            varint::put(&mut out, ov);
+            varint::put(&mut out, c.seq as u64);
         }
         out
     }

@@ -16,11 +16,12 @@
 use crate::addwins;
 use crate::clock::{RowClock, SENTINEL};
 use crate::error::{fail, ident, Result};
-use crate::schema::{self, DeletePolicy, Status, TableInfo};
+use crate::schema::{self, DeletePolicy, Status};
 use crate::state::{SiteId, State};
 use crate::vector::{self, Vector};
 use rusqlite::OptionalExtension;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::merge::{exec, silenced};
+use std::sync::atomic::AtomicBool;
 
 pub fn horizon(st: &State) -> Result<Option<Vector>> {
     let blob: Option<Vec<u8>> = st
@@ -51,18 +52,6 @@ fn all_cells_covered(st: &mut State, rc: &RowClock, v: &Vector) -> Result<bool> 
     Ok(true)
 }
 
-fn clock_rows(st: &State, t: &TableInfo, dead_only: bool) -> Result<Vec<(Vec<u8>, RowClock)>> {
-    let filter = if dead_only { " WHERE cl % 2 = 0" } else { "" };
-    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = st
-        .conn
-        .prepare(&format!("SELECT pk, cl, clocks FROM {}{filter}", ident(&t.clock)))?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(pk, cl, b)| RowClock::decode(cl, &b).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))))
-        .collect()
-}
-
 /// Removes the tombstones whose deletes `safe` covers; returns how many.
 pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
     schema::raise_floor(st)?;
@@ -71,7 +60,7 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
         if t.status == Status::Dropped {
             continue;
         }
-        for (pk, rc) in clock_rows(st, &t, true)? {
+        for (pk, rc) in st.clock_rows(&t, true)? {
             let gone = match t.policy {
                 DeletePolicy::DeleteWins => match rc.get(SENTINEL) {
                     Some(s) => covered(safe, &st.site_of(s.site)?, s.origin_version),
@@ -143,7 +132,7 @@ pub fn resync_finish(st: &mut State, sync: &AtomicBool, peer: &Vector) -> Result
         if t.status != Status::Ok {
             continue;
         }
-        for (pk, rc) in clock_rows(st, &t, false)? {
+        for (pk, rc) in st.clock_rows(&t, false)? {
             if !rc.is_live() {
                 continue;
             }
@@ -157,10 +146,7 @@ pub fn resync_finish(st: &mut State, sync: &AtomicBool, peer: &Vector) -> Result
             let keys = crate::pack::unpack(&pk).map_err(|e| fail(format!("wavesync: corrupt clock key: {e}")))?;
             // Delete the base row without the trigger (we hold the state), then record the
             // delete as the trigger would have: a local delete that spreads to the others.
-            let was = sync.swap(true, Ordering::AcqRel);
-            let r = st.conn.prepare_cached(&t.sql.delete_row).and_then(|mut s| s.execute(rusqlite::params_from_iter(keys.iter())));
-            sync.store(was, Ordering::Release);
-            r?;
+            silenced(sync, || exec(st, &t.sql.delete_row, keys.iter().cloned()))?;
             crate::local::after_delete(st, &t, &pk)?;
             deleted += 1;
         }

@@ -18,6 +18,7 @@ pub mod pack;
 pub mod schema;
 pub mod state;
 pub mod value;
+pub mod varint;
 pub mod vector;
 
 use rusqlite::{ffi, vtab, Connection};
@@ -55,7 +56,10 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         shared.install_hooks(handle);
         // Connect the eponymous table now: its xDisconnect, which SQLite runs at close before
         // it checks for unfinalized statements, finalizes the statements wavesync caches.
-        db.prepare("SELECT 1 FROM wavesync_changes LIMIT 0")?;
+        // Not fatal (an unreadable database fails here): once functions are registered, a
+        // failed init would make SQLite unload the library under their destructors.
+        let _ = db.prepare("SELECT 1 FROM wavesync_changes LIMIT 0");
+        // (Not SQLITE_OK_LOAD_PERMANENTLY: sqlite3_auto_extension treats it as a failure.)
         Ok(false)
     })
 }

@@ -37,19 +37,19 @@ pub struct Change {
 
 /// Runs base-table writes with the triggers silenced, so merged rows are not recorded
 /// again as local writes.
-fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let was = sync.swap(true, AtomicOrdering::AcqRel);
     let r = f();
     sync.store(was, AtomicOrdering::Release);
     r
 }
 
-fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
+pub(crate) fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
     st.conn.prepare_cached(sql)?.execute(params_from_iter(vals))?;
     Ok(())
 }
 
-fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
+pub(crate) fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
     let mut stmt = st.conn.prepare_cached(&t.sql.select_col[t.pos(cid).unwrap_or_default()])?;
     let mut rows = stmt.query(params_from_iter(pk.iter()))?;
     Ok(match rows.next()? {

@@ -458,6 +458,19 @@ impl State {
         }
     }
 
+    /// Every clock row of a table (only the deleted rows' with `dead_only`).
+    pub fn clock_rows(&self, t: &TableInfo, dead_only: bool) -> Result<Vec<(Vec<u8>, RowClock)>> {
+        let filter = if dead_only { " WHERE cl % 2 = 0" } else { "" };
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self
+            .conn
+            .prepare(&format!("SELECT pk, cl, clocks FROM {}{filter}", ident(&t.clock)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(pk, cl, b)| RowClock::decode(cl, &b).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))))
+            .collect()
+    }
+
     /// Writes a row's clock (updating it in place when the row has one).
     pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
         let args = params![pk, rc.cl, rc.max_db_version(), rc.encode()];

@@ -16,6 +16,7 @@
 use crate::error::{fail, Result};
 use rusqlite::OptionalExtension;
 use crate::state::{SiteId, State};
+use crate::varint;
 use std::collections::BTreeMap;
 
 pub type Runs = Vec<(i64, i64)>;
@@ -150,36 +151,15 @@ pub fn load(st: &mut State) -> Result<Vector> {
     Ok(v)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or("vector blob is truncated")?;
-        *pos += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("vector blob has an over-long varint".into())
-}
-
 pub fn encode(v: &Vector) -> Vec<u8> {
     let mut out = vec![FORMAT];
-    put_varint(&mut out, v.len() as u64);
+    varint::put(&mut out, v.len() as u64);
     for (site, runs) in v {
         out.extend_from_slice(site);
-        put_varint(&mut out, runs.len() as u64);
+        varint::put(&mut out, runs.len() as u64);
         for (s, l) in runs {
-            put_varint(&mut out, *s as u64);
-            put_varint(&mut out, (*l - *s) as u64);
+            varint::put(&mut out, *s as u64);
+            varint::put(&mut out, (*l - *s) as u64);
         }
     }
     out
@@ -190,7 +170,7 @@ pub fn decode(blob: &[u8]) -> Result<Vector, String> {
         return Err("not a wavesync version vector (unknown format byte)".into());
     }
     let mut pos = 1;
-    let nsites = get_varint(blob, &mut pos)?;
+    let nsites = varint::get(blob, &mut pos, "vector blob")?;
     if nsites > MAX_ENTRIES {
         return Err("version vector claims too many sites".into());
     }
@@ -202,15 +182,15 @@ pub fn decode(blob: &[u8]) -> Result<Vector, String> {
             .try_into()
             .map_err(|_| "vector blob is truncated")?;
         pos += 16;
-        let nruns = get_varint(blob, &mut pos)?;
+        let nruns = varint::get(blob, &mut pos, "vector blob")?;
         if nruns > MAX_ENTRIES || nruns > (blob.len() - pos) as u64 {
             return Err("version vector claims too many runs".into());
         }
         let mut runs = Vec::with_capacity(nruns as usize);
         let mut prev_end: i64 = -1;
         for _ in 0..nruns {
-            let s = get_varint(blob, &mut pos)?;
-            let len = get_varint(blob, &mut pos)?;
+            let s = varint::get(blob, &mut pos, "vector blob")?;
+            let len = varint::get(blob, &mut pos, "vector blob")?;
             let e = s.checked_add(len).ok_or("version run overflows")?;
             if e >= i64::MAX as u64 {
                 return Err("version run overflows".into());
