@@ -3,6 +3,7 @@
 #   make            build dist/wavesync.so (the extension) and dist/wavesyncd (the daemon)
 #   make test       install what is missing, build, run every test suite (bindings included)
 #   make test-bindings   only the Python, Node and Rust binding suites (bindings/tasks.sh)
+#   make test-reliability  the long reliability run of docs/RELIABILITY.md (WAVESYNC_LONG=1)
 #   make wheel      build the Python wheel into dist/ (bindings/python)
 #   make npm-package     build the npm tarball into dist/ (bindings/node)
 #   make demo       install what is missing, build, run the two-file sync demo
@@ -40,7 +41,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings wheel npm-package demo bench clean distclean
+.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench clean distclean
 
 all: build
 
@@ -92,6 +93,13 @@ test: deps build
 # packages with better-sqlite3 compiled from source, a Node 22 for node:sqlite if needed).
 test-bindings: deps ext
 	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" SUITES=bindings \
+	  sql-tests/test-all.sh
+
+# Long versions of the crash, partition, hostile-peer, disk-fault and fuzz tests (minutes).
+# The partition test uses network namespaces (`ip`, root) and falls back to stopping
+# processes without them; the disk tests mount a tmpfs and skip without privileges.
+test-reliability: build
+	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" CARGO_RUN="$(CARGO_RUN)" SUITES=reliability \
 	  sql-tests/test-all.sh
 
 wheel: ext

@@ -11,12 +11,17 @@
 #   7. bindings/tasks.sh test node                   (the npm package, node --test)
 #   8. bindings/tasks.sh test rust                   (cargo test --release -p wavesync)
 # and ends with one line `N passed, N failed` counting the tests of all suites that ran.
+# Suites 3 and 5 include the reliability tests of docs/RELIABILITY.md (crash, partition,
+# hostile peers, disk faults, fuzzing) in their bounded CI size. `SUITES=reliability` runs
+# only those, long (WAVESYNC_LONG=1: 70 daemon kills, 25 partitions, 20000-message flood,
+# 20000-50000 fuzz cases per target; several minutes) — `make test-reliability`.
 # The binding suites install what they need (a venv, npm packages: better-sqlite3 is
 # compiled from source the first time, about a minute).
 #
 # Environment: WAVESYNC_EXT (default <repo>/dist/wavesync), VENV (default .venv),
 # CARGO_RUN (default: flock /tmp/wavesync-cargo.lock cargo), SUITES (`all`, the default;
-# `core` for 1-5; `bindings` for 6-8, which is what `make test-bindings` runs).
+# `core` for 1-5; `bindings` for 6-8, which is what `make test-bindings` runs;
+# `reliability` for the long reliability run).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,8 +33,8 @@ venv="${VENV:-.venv}"
 cargo_run="${CARGO_RUN:-flock /tmp/wavesync-cargo.lock cargo}"
 suites="${SUITES:-all}"
 case "$suites" in
-    all | core | bindings) ;;
-    *) echo "test-all.sh: SUITES must be all, core or bindings (not '$suites')" >&2; exit 2 ;;
+    all | core | bindings | reliability) ;;
+    *) echo "test-all.sh: SUITES must be all, core, bindings or reliability (not '$suites')" >&2; exit 2 ;;
 esac
 
 log="$(mktemp "${TMPDIR:-/tmp}/wavesync-test.XXXXXX")"
@@ -99,6 +104,21 @@ parse_node() {
     sed -nE 's/^(# |ℹ )(pass|fail|cancelled) ([0-9]+)$/\2 \3/p' |
         awk '$1 == "pass" {p += $2} $1 != "pass" {f += $2} END {print p + 0, f + 0}'
 }
+
+if [ "$suites" = reliability ]; then
+    export WAVESYNC_LONG=1
+    for t in crash partition hostile disk; do
+        # shellcheck disable=SC2086
+        run_suite "reliability, long: $t" parse_cargo $cargo_run test --release -p wavesyncd --test "$t" -- --nocapture
+    done
+    # shellcheck disable=SC2086
+    run_suite "reliability, long: wire decoder fuzz" parse_cargo $cargo_run test --release -p wavesyncd --bin wavesyncd -- fuzz
+    # shellcheck disable=SC2086
+    run_suite "reliability, long: extension decoder fuzz" parse_cargo \
+        $cargo_run test --release -p wavesync-sql-tests --test fuzz_inputs -- --nocapture
+    summary
+    exit 0
+fi
 
 if [ "$suites" != bindings ]; then
     # shellcheck disable=SC2086 # cargo_run is a command line on purpose

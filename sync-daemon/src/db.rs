@@ -69,10 +69,18 @@ pub fn open(path: &Path, ext: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
     // SAFETY: loading a trusted extension chosen by the operator; the guard disables
     // extension loading again right after.
-    unsafe {
+    let loaded = unsafe {
         let _guard = LoadExtensionGuard::new(&conn).context("cannot enable extension loading")?;
         conn.load_extension(ext, Some("sqlite3_wavesync_init"))
-            .with_context(|| format!("cannot load the wavesync extension from {} (set --ext or WAVESYNC_EXT)", ext.display()))?;
+    };
+    if let Err(e) = loaded {
+        // When the extension's init fails (e.g. on a read-only database) SQLite unloads the
+        // library, but functions it registered before failing stay on the connection with
+        // destructors inside the unloaded library: closing the connection would call them
+        // and crash (SIGSEGV). Leak the connection instead; the caller reports and exits.
+        std::mem::forget(conn);
+        return Err(anyhow::Error::new(e)
+            .context(format!("cannot load the wavesync extension from {} (set --ext or WAVESYNC_EXT)", ext.display())));
     }
     Ok(conn)
 }

@@ -40,6 +40,9 @@ const PARTIAL_MAX_BYTES: usize = 512 * 1024 * 1024;
 const GAP_DELAY: Duration = Duration::from_secs(2);
 const REDIAL_MIN: Duration = Duration::from_secs(1);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
+/// Nonces of the most recent authentic gossip messages remembered to drop replays
+/// (16 bytes each, twice: about 2 MiB).
+const REPLAY_WINDOW: usize = 65_536;
 
 // ---------------------------------------------------------------------------------------
 // Database handle
@@ -103,6 +106,12 @@ async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(io: &mut T, data: &[
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(data).await?;
     io.close().await
+}
+
+/// A catch-up frame that was oversized (length prefix above the limit) or truncated (the
+/// stream ended before the announced length): counted as a rejected catch-up message.
+fn bad_frame(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof)
 }
 
 impl request_response::Codec for CatchupCodec {
@@ -258,6 +267,9 @@ struct Node {
     partial_bytes: usize,
     /// Per origin site, the highest version received by gossip (to notice gaps).
     gossip_seen: HashMap<SiteId, i64>,
+    /// Nonces of recently accepted gossip messages, oldest first (replay detection).
+    nonces: std::collections::HashSet<[u8; 16]>,
+    nonce_order: std::collections::VecDeque<[u8; 16]>,
     listen: Vec<String>,
     started: u64,
     last_catchup: Option<u64>,
@@ -301,6 +313,8 @@ pub async fn run(
         partials: HashMap::new(),
         partial_bytes: 0,
         gossip_seen: HashMap::new(),
+        nonces: std::collections::HashSet::new(),
+        nonce_order: std::collections::VecDeque::new(),
         listen: Vec::new(),
         started: status::now_unix(),
         last_catchup: None,
@@ -540,15 +554,36 @@ impl Node {
             _ => return,
         };
         self.counters.gossip_received.fetch_add(1, Ordering::Relaxed);
-        let verdict = match self.keys.open(&message.data, wire::MAX_GOSSIP_BYTES) {
-            Ok(Body::Changeset(cs)) => Ok(cs),
+        let verdict = match self.keys.open_with_nonce(&message.data, wire::MAX_GOSSIP_BYTES) {
+            Ok((nonce, Body::Changeset(cs))) => Ok((nonce, cs)),
             Ok(_) => Err(WireError::Malformed("not a changeset".into())),
             Err(e) => Err(e),
         };
+        // An authentic message seen before (re-published by anyone, under a new gossipsub
+        // id) is dropped: applying it again would change nothing, so it is not forwarded.
+        if let Ok((nonce, _)) = &verdict {
+            if self.nonces.contains(nonce) {
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+                self.counters.gossip_replayed.fetch_add(1, Ordering::Relaxed);
+                warn!(from = %propagation_source, author = ?message.source, "dropped a replayed gossip message");
+                return;
+            }
+            self.nonces.insert(*nonce);
+            self.nonce_order.push_back(*nonce);
+            if self.nonce_order.len() > REPLAY_WINDOW {
+                if let Some(old) = self.nonce_order.pop_front() {
+                    self.nonces.remove(&old);
+                }
+            }
+        }
         let acceptance = if verdict.is_ok() { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, acceptance);
         match verdict {
-            Ok(cs) => self.on_chunk(propagation_source, cs),
+            Ok((_, cs)) => self.on_chunk(propagation_source, cs),
             Err(e) => {
                 self.counters.gossip_rejected.fetch_add(1, Ordering::Relaxed);
                 warn!(from = %propagation_source, author = ?message.source, bytes = message.data.len(), "rejected gossip message: {e}");
@@ -779,9 +814,21 @@ impl Node {
             }
             Event::OutboundFailure { peer, error, .. } => {
                 self.peer(peer).in_flight = false;
-                debug!(%peer, "catch-up request failed: {error}");
+                match &error {
+                    request_response::OutboundFailure::Io(e) if bad_frame(e) => {
+                        self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);
+                        warn!(%peer, "rejected catch-up response frame: {e}");
+                    }
+                    _ => debug!(%peer, "catch-up request failed: {error}"),
+                }
             }
-            Event::InboundFailure { peer, error, .. } => debug!(%peer, "catch-up response failed: {error}"),
+            Event::InboundFailure { peer, error, .. } => match &error {
+                request_response::InboundFailure::Io(e) if bad_frame(e) => {
+                    self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, "rejected catch-up request frame: {e}");
+                }
+                _ => debug!(%peer, "catch-up response failed: {error}"),
+            },
             Event::ResponseSent { .. } => {}
         }
     }

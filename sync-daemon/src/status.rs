@@ -15,6 +15,7 @@ pub struct Counters {
     pub gossip_received: AtomicU64,
     pub gossip_applied: AtomicU64,
     pub gossip_rejected: AtomicU64,
+    pub gossip_replayed: AtomicU64,
     pub published: AtomicU64,
     pub catchup_requests_served: AtomicU64,
     pub catchup_rejected: AtomicU64,
@@ -30,6 +31,9 @@ pub struct CounterSnapshot {
     pub gossip_received: u64,
     pub gossip_applied: u64,
     pub gossip_rejected: u64,
+    /// Authentic gossip messages seen before (same nonce): dropped, not applied again.
+    #[serde(default)]
+    pub gossip_replayed: u64,
     pub published: u64,
     pub catchup_requests_served: u64,
     pub catchup_rejected: u64,
@@ -47,6 +51,7 @@ impl Counters {
             gossip_received: g(&self.gossip_received),
             gossip_applied: g(&self.gossip_applied),
             gossip_rejected: g(&self.gossip_rejected),
+            gossip_replayed: g(&self.gossip_replayed),
             published: g(&self.published),
             catchup_requests_served: g(&self.catchup_requests_served),
             catchup_rejected: g(&self.catchup_rejected),
@@ -201,8 +206,8 @@ fn print_report(r: &Report) {
     }
     let c = &d.counters;
     println!(
-        "gossip:     {} received, {} applied, {} rejected; {} local versions published",
-        c.gossip_received, c.gossip_applied, c.gossip_rejected, c.published
+        "gossip:     {} received, {} applied, {} rejected, {} replays dropped; {} local versions published",
+        c.gossip_received, c.gossip_applied, c.gossip_rejected, c.gossip_replayed, c.published
     );
     println!(
         "catch-up:   {} pages received, {} applied, {} sent ({} requests served), {} rejected; last {}",

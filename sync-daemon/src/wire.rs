@@ -174,6 +174,12 @@ impl GroupKeys {
     /// Checks size, protocol version and MAC, then decrypts and decodes. `limit` is the
     /// largest byte length accepted for this kind of message.
     pub fn open(&self, bytes: &[u8], limit: usize) -> Result<Body, WireError> {
+        self.open_with_nonce(bytes, limit).map(|(_, body)| body)
+    }
+
+    /// `open`, also returning the envelope's nonce (authenticated by the MAC), with which
+    /// a receiver recognises a replayed message.
+    pub fn open_with_nonce(&self, bytes: &[u8], limit: usize) -> Result<([u8; 16], Body), WireError> {
         if bytes.len() > limit {
             return Err(WireError::TooLarge { len: bytes.len(), limit });
         }
@@ -189,15 +195,16 @@ impl GroupKeys {
         if self.tag(env.proto, &env.nonce, &env.sealed) != blake3::Hash::from(env.mac) {
             return Err(WireError::BadMac);
         }
+        let nonce = env.nonce;
         let mut plain = env.sealed;
-        self.apply_keystream(&env.nonce, &mut plain);
+        self.apply_keystream(&nonce, &mut plain);
         let (body, rest): (Body, &[u8]) =
             postcard::take_from_bytes(&plain).map_err(|e| WireError::Malformed(format!("body: {e}")))?;
         if !rest.is_empty() {
             return Err(WireError::Malformed(format!("{} trailing bytes after the body", rest.len())));
         }
         validate(&body)?;
-        Ok(body)
+        Ok((nonce, body))
     }
 }
 
@@ -489,5 +496,115 @@ mod tests {
         }
         assert_eq!(back, rows);
         assert_eq!(chunk_changeset(site, 1, 1, vec![]).len(), 1);
+    }
+
+    // ---- proptest fuzz of the decoder (docs/RELIABILITY.md). FUZZ_CASES sets the cases
+    // per property (default 1000; WAVESYNC_LONG=1: 50000).
+
+    use proptest::prelude::*;
+
+    fn fuzz_cases() -> u32 {
+        let long = std::env::var("WAVESYNC_LONG").is_ok_and(|v| !v.is_empty() && v != "0");
+        std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if long { 50_000 } else { 1000 })
+    }
+
+    fn arb_row() -> impl Strategy<Value = ChangeRow> {
+        let val = prop_oneof![
+            Just(Val::Null),
+            any::<i64>().prop_map(Val::Integer),
+            (-1e12f64..1e12).prop_map(Val::Real), // NaN would not compare equal after a roundtrip
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(Val::Text),
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(Val::Blob),
+        ];
+        (".{0,4}", prop::collection::vec(any::<u8>(), 0..6), ".{0,3}", val, any::<[i64; 5]>(), prop_oneof![Just([7u8; 16]), any::<[u8; 16]>()])
+            .prop_map(|(table, pk, cid, val, n, site_id)| ChangeRow {
+                table,
+                pk,
+                cid,
+                val,
+                col_version: n[0],
+                db_version: n[1],
+                site_id,
+                cl: n[2],
+                seq: n[3],
+                origin_version: n[4] % 8,
+            })
+    }
+
+    fn arb_body() -> impl Strategy<Value = Body> {
+        let site = prop_oneof![Just([7u8; 16]), any::<[u8; 16]>()];
+        prop_oneof![
+            (site.clone(), -2i64..8, -2i64..8, 0u32..5, 0u32..5, prop::collection::vec(arb_row(), 0..4))
+                .prop_map(|(site, start, version, chunk, chunks, rows)| Body::Changeset(Changeset { site, start, version, chunk, chunks, rows })),
+            (prop::collection::vec(any::<u8>(), 0..40), any::<u32>(), any::<u32>())
+                .prop_map(|(vector, max_rows, max_bytes)| Body::CatchupRequest { vector, max_rows, max_bytes }),
+            (prop::collection::vec((site, -2i64..8, -2i64..8, prop::collection::vec(arb_row(), 0..3)), 0..3), any::<bool>(), any::<u64>())
+                .prop_map(|(pages, more, remaining_versions)| Body::CatchupResponse {
+                    pages: pages.into_iter().map(|(site, start, end, rows)| Page { site, start, end, rows }).collect(),
+                    more,
+                    remaining_versions
+                }),
+        ]
+    }
+
+    /// Seals arbitrary plaintext with a valid MAC: what a member (or a bug) could send;
+    /// this is the only way random bytes reach the body decoder behind the MAC.
+    fn seal_raw(k: &GroupKeys, mut plain: Vec<u8>) -> Vec<u8> {
+        let nonce: [u8; 16] = rand::random();
+        k.apply_keystream(&nonce, &mut plain);
+        let mac = *k.tag(PROTO, &nonce, &plain).as_bytes();
+        postcard::to_allocvec(&Envelope { proto: PROTO, nonce, sealed: plain, mac }).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any body: sealed and opened, it comes back equal, or it is refused as
+        /// inconsistent — exactly when `validate` refuses it.
+        #[test]
+        fn fuzz_structured_bodies_roundtrip_or_are_refused(body in arb_body()) {
+            let k = GroupKeys::derive(&[5; 32]);
+            let bytes = k.seal(&body).unwrap();
+            match k.open(&bytes, MAX_RESPONSE_BYTES) {
+                Ok(back) => { prop_assert_eq!(&back, &body); prop_assert!(validate(&body).is_ok()); }
+                Err(WireError::Malformed(_)) => prop_assert!(validate(&body).is_err()),
+                Err(e) => prop_assert!(false, "unexpected {:?}", e),
+            }
+        }
+
+        /// Random plaintext behind a valid MAC: decoded or refused, never a panic, and what
+        /// is accepted passed validation.
+        #[test]
+        fn fuzz_body_decoder_behind_a_valid_mac(plain in prop::collection::vec(any::<u8>(), 0..300), body in arb_body(), cut in any::<usize>(), flip in any::<(usize, u8)>()) {
+            let k = GroupKeys::derive(&[5; 32]);
+            for p in [plain.clone(), {
+                // a valid body's encoding, cut and with one byte changed
+                let mut enc = postcard::to_allocvec(&body).unwrap();
+                enc.truncate(cut % (enc.len() + 1));
+                if !enc.is_empty() { let i = flip.0 % enc.len(); enc[i] ^= flip.1; }
+                enc
+            }] {
+                if let Ok(b) = k.open(&seal_raw(&k, p), MAX_RESPONSE_BYTES) {
+                    prop_assert!(validate(&b).is_ok());
+                }
+            }
+        }
+
+        /// Random bytes and mutations of sealed messages (no key): all refused.
+        #[test]
+        fn fuzz_envelope_decoder_refuses_unauthentic_bytes(noise in prop::collection::vec(any::<u8>(), 0..400), body in arb_body(), at in any::<usize>(), x in 1u8..=255, cut in any::<usize>()) {
+            let k = GroupKeys::derive(&[5; 32]);
+            prop_assert!(k.open(&noise, MAX_GOSSIP_BYTES).is_err());
+            let sealed = k.seal(&body).unwrap();
+            let mut m = sealed.clone();
+            let i = at % m.len();
+            m[i] ^= x;
+            prop_assert!(k.open(&m, MAX_RESPONSE_BYTES).is_err());
+            let c = cut % sealed.len();
+            prop_assert!(k.open(&sealed[..c], MAX_RESPONSE_BYTES).is_err());
+            let mut longer = sealed.clone();
+            longer.push(x);
+            prop_assert!(k.open(&longer, MAX_RESPONSE_BYTES).is_err());
+        }
     }
 }

@@ -5,6 +5,9 @@ use rusqlite::{Connection, LoadExtensionGuard};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wavesyncd");
@@ -65,6 +68,53 @@ pub fn changes(c: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
         .expect("prepare");
     let rows = s.query_map([], |r| (0..9).map(|i| r.get(i)).collect()).expect("query");
     rows.collect::<Result<_, _>>().expect("rows")
+}
+
+/// `PRAGMA integrity_check` of a database file ("ok" when sound).
+pub fn integrity(db: &Path) -> String {
+    let c = Connection::open(db).expect("open database");
+    c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    let mut s = c.prepare("PRAGMA integrity_check").expect("prepare");
+    let rows = s.query_map([], |r| r.get::<_, String>(0)).expect("integrity_check");
+    rows.collect::<Result<Vec<_>, _>>().expect("rows").join("; ")
+}
+
+/// Picks a free TCP port on 127.0.0.1 (for daemons that must keep their address across
+/// restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A small xorshift generator: tests print their seed and take `WAVESYNC_SEED` to replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("WAVESYNC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+        });
+        eprintln!("{test}: seed {seed} (replay with WAVESYNC_SEED={seed})");
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+/// `WAVESYNC_LONG=1` runs the long versions of the reliability tests.
+pub fn long_run() -> bool {
+    std::env::var("WAVESYNC_LONG").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -132,6 +182,9 @@ pub struct Daemon {
     args: Vec<String>,
     dir: PathBuf,
     addr: String,
+    /// A command the daemon runs under, e.g. `ip netns exec NS` (it must exec the daemon,
+    /// so that the child's pid is the daemon's).
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -146,7 +199,24 @@ impl Daemon {
             args.extend(["--ext".into(), ext_path().display().to_string()]);
         }
         let log = dir.join(format!("{name}.log"));
-        let mut d = Daemon { name: name.into(), db, child: None, log, args, dir: dir.to_path_buf(), addr: String::new() };
+        let mut d =
+            Daemon { name: name.into(), db, child: None, log, args, dir: dir.to_path_buf(), addr: String::new(), wrapper: Vec::new() };
+        d.launch();
+        d
+    }
+
+    /// Like `spawn`, run under `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
+    pub fn spawn_wrapped(name: &str, db: PathBuf, dir: &Path, args: Vec<String>, wrapper: Vec<String>) -> Daemon {
+        let mut d = Daemon { name: name.into(), db, child: None, log: dir.join(format!("{name}.log")), args, dir: dir.to_path_buf(), addr: String::new(), wrapper };
+        if !d.args.iter().any(|a| a == "--listen") {
+            d.args.extend(["--listen".into(), "/ip4/127.0.0.1/tcp/0".into()]);
+        }
+        if !d.args.iter().any(|a| a == "--no-mdns") {
+            d.args.push("--no-mdns".into());
+        }
+        if !d.args.iter().any(|a| a == "--ext") {
+            d.args.extend(["--ext".into(), ext_path().display().to_string()]);
+        }
         d.launch();
         d
     }
@@ -154,7 +224,15 @@ impl Daemon {
     fn launch(&mut self) {
         let _ = std::fs::remove_file(self.status_path());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(BIN)
+        let mut cmd = match self.wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .args(&self.args)
             .env("RUST_LOG", "info,wavesyncd=debug,libp2p_gossipsub=warn")
             .stdout(Stdio::null())
@@ -204,6 +282,29 @@ impl Daemon {
 
     pub fn peer_id(&self) -> String {
         self.status()["peer_id"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The daemon's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the process is still running (false once it exited or was killed).
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Resident set size of the daemon, in KiB (from /proc).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        st.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) to the daemon.
+    pub fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+        }
     }
 
     /// SIGKILL, like a crash.
@@ -258,3 +359,59 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// An app writing small transactions until `stop`; returns the ids of committed rows.
+pub fn writer(db: PathBuf, base: i64, stop: Arc<AtomicBool>, seed: u64) -> std::thread::JoinHandle<BTreeSet<i64>> {
+    std::thread::spawn(move || {
+        let conn = app(&db);
+        let mut rng = Rng(seed | 1);
+        let mut committed = BTreeSet::new();
+        let mut next = base;
+        let mut failed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let n = rng.range(1, 6) as i64;
+            let ids: Vec<i64> = (next..next + n).collect();
+            next += n;
+            let r = (|| -> rusqlite::Result<()> {
+                let tx = conn.unchecked_transaction()?;
+                for &id in &ids {
+                    tx.execute("INSERT INTO items(id, v) VALUES (?1, ?2)", rusqlite::params![id, format!("w{id}")])?;
+                }
+                if let Some(&old) = committed.iter().nth_back(rng.range(0, 20) as usize) {
+                    tx.execute("UPDATE items SET n = n + 1 WHERE id = ?1", [old])?;
+                }
+                tx.commit()
+            })();
+            match r {
+                Ok(()) => committed.extend(ids),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("app write failed (not counted as committed): {e}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(rng.range(2, 15)));
+        }
+        assert!(failed < 5, "{failed} app writes failed");
+        committed
+    })
+}
+
+pub fn converged(dbs: &[PathBuf], committed: &BTreeSet<i64>) -> bool {
+    let conns: Vec<_> = dbs.iter().map(|d| app(d)).collect();
+    let first = items(&conns[0]);
+    if first.len() < committed.len() || conns[1..].iter().any(|c| items(c) != first) {
+        return false;
+    }
+    let ch = changes(&conns[0]);
+    conns[1..].iter().all(|c| changes(c) == ch)
+}
+
+pub fn check_all_present(dbs: &[PathBuf], committed: &BTreeSet<i64>) {
+    for db in dbs {
+        let have: BTreeSet<i64> = items(&app(db)).into_iter().map(|r| r.0).collect();
+        let lost: Vec<_> = committed.difference(&have).take(10).collect();
+        assert!(lost.is_empty(), "{}: committed rows lost, e.g. {lost:?}", db.display());
+        assert_eq!(integrity(db), "ok", "{}", db.display());
+    }
+}
+
