@@ -62,7 +62,7 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
     let old = st
         .table(table)?
         .ok_or_else(|| fail(format!("wavesync_commit_alter: '{table}' is not a CRR")))?;
-    let (name, pks, cols) = schema::inspect(&st.conn, &old.name)
+    let (name, pks, cols, int_key) = schema::inspect(&st.conn, &old.name)
         .map_err(|e| fail(e.to_string().replace("wavesync_as_crr:", "wavesync_commit_alter:")))?;
     let began_at = match old.status {
         Status::Altering(v) => v,
@@ -97,7 +97,8 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
             params![name, cid, dropped_name],
         )?;
     }
-    let info = TableInfo::new(name.clone(), pks, columns, old.policy);
+    let mut info = TableInfo::new(name.clone(), pks, columns, old.policy);
+    info.int_key = old.int_key; // the clock table keeps its layout unless the key changes
     schema::create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
 
@@ -105,7 +106,10 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
         // Old keys mean nothing under the new primary key: every row starts over, at a new
         // version, as if inserted now (tombstones of the old keys are gone with them).
         schema::raise_floor(st)?;
-        st.conn.execute_batch(&format!("DELETE FROM {};", ident(&info.clock)))?;
+        st.conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", ident(&info.clock)))?;
+        schema::create_clock_table(st, &info.name, int_key)?;
+        st.invalidate_tables();
+        let info = st.table(&name)?.ok_or_else(|| fail(format!("wavesync_commit_alter: '{name}' vanished")))?;
         schema::backfill(st, &info)?;
         return replay_pending(st, sync, &info.name);
     }

@@ -70,7 +70,7 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
                 DeletePolicy::AddWins => all_cells_covered(st, &rc, safe)?,
             };
             if gone {
-                st.conn.prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?.execute([&pk])?;
+                st.conn.prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?.execute([t.key(&pk)?])?;
                 removed += 1;
             }
         }

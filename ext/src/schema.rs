@@ -82,6 +82,9 @@ pub struct TableInfo {
     pub status: Status,
     /// Names of columns dropped by an earlier commit_alter: changes for them are ignored.
     pub dropped: Vec<String>,
+    /// The clock table is keyed by the row's INTEGER PRIMARY KEY itself (a rowid table:
+    /// cheaper than a packed-blob key); else by the packed key.
+    pub int_key: bool,
 }
 
 pub fn clock_table_name(table: &str) -> String {
@@ -135,7 +138,7 @@ impl TableInfo {
                 "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
             ),
         };
-        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new() }
+        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new(), int_key: false }
     }
 
     pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
@@ -159,6 +162,9 @@ impl TableInfo {
             }
             let mut t = TableInfo::new(name, pks, cs, DeletePolicy::parse(&policy)?);
             t.dropped = dropped;
+            t.int_key = conn
+                .prepare_cached("SELECT 1 FROM pragma_table_info(?1) WHERE name = 'pk' AND type = 'INTEGER'")?
+                .exists([&t.clock])?;
             let altering: Option<i64> = conn
                 .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'altering:' || ?1")?
                 .query_row([&t.name], |r| r.get(0))
@@ -212,6 +218,35 @@ impl TableInfo {
         self.cols.iter().position(|c| c == name).map(|i| self.cids[i])
     }
 
+    /// The clock table's key for a packed primary key.
+    pub fn key(&self, pk: &[u8]) -> Result<Val> {
+        if !self.int_key {
+            return Ok(Val::Blob(pk.to_vec()));
+        }
+        match pack::unpack(pk).map_err(|e| fail(format!("wavesync: bad key for table '{}': {e}", self.name)))?.as_slice() {
+            [Val::Int(i)] => Ok(Val::Int(*i)),
+            _ => Err(fail(format!("wavesync: bad key for table '{}': its primary key is one integer", self.name))),
+        }
+    }
+
+    /// The key to page after: `pk` (packed), or before every key when `pk` is empty.
+    pub fn key_after(&self, pk: &[u8]) -> Result<Val> {
+        match (pk.is_empty(), self.int_key) {
+            (true, true) => Ok(Val::Real(f64::NEG_INFINITY)),
+            (true, false) => Ok(Val::Blob(Vec::new())),
+            (false, _) => self.key(pk),
+        }
+    }
+
+    /// The packed primary key of a clock table key.
+    pub fn packed(&self, key: rusqlite::types::ValueRef<'_>) -> Result<Vec<u8>> {
+        match key {
+            rusqlite::types::ValueRef::Blob(b) => Ok(b.to_vec()),
+            rusqlite::types::ValueRef::Integer(i) => pack::pack(&[Val::Int(i)]).map_err(fail),
+            _ => Err(fail(format!("wavesync: corrupt clock key in table '{}'", self.clock))),
+        }
+    }
+
     /// Position of a cid in `cols` (and in the per-column SQL), if the column still exists.
     pub fn pos(&self, cid: u32) -> Option<usize> {
         self.cids.iter().position(|c| *c == cid)
@@ -258,7 +293,7 @@ fn refuse(table: &str, problem: &str, fix: &str) -> rusqlite::Error {
 }
 
 /// Reads the table's shape and refuses tables whose merges could not converge.
-pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<String>)> {
+pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<String>, Vec<String>, bool)> {
     let found: Option<(String, String, i64)> = conn
         .query_row(
             "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE",
@@ -339,7 +374,7 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<Str
     let pks = pk_cols.iter().map(|c| c.name.clone()).collect();
     // Generated columns (hidden 2 and 3) are computed, not written: they are not tracked.
     let tracked = cols.iter().filter(|c| c.pk == 0 && c.hidden == 0).map(|c| c.name.clone()).collect();
-    Ok((name, pks, tracked))
+    Ok((name, pks, tracked, rowid_alias))
 }
 
 /// Creates the three triggers. `coarse` (between begin_alter and commit_alter) makes the
@@ -393,7 +428,7 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
         }
     }
     st.ensure_meta()?;
-    let (name, pks, cols) = inspect(&st.conn, table)?;
+    let (name, pks, cols, int_key) = inspect(&st.conn, table)?;
     if let Some(stale) = st.table(&name)? {
         // DROP TABLE took the triggers with it: this is a new table under an old name.
         let has_trigger = st
@@ -423,7 +458,8 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
     let columns = cols.into_iter().enumerate().map(|(i, c)| (i as u32 + 1, c)).collect();
-    let info = TableInfo::new(name.clone(), pks, columns, policy);
+    let mut info = TableInfo::new(name.clone(), pks, columns, policy);
+    info.int_key = int_key;
     st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
     for (i, p) in info.pks.iter().enumerate() {
         st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)", params![name, i as i64, p])?;
@@ -431,12 +467,7 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
     for (pos, (cid, c)) in info.cids.iter().zip(&info.cols).enumerate() {
         st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'col', ?2, ?3, ?4)", params![name, cid, c, pos as i64])?;
     }
-    let c = ident(&info.clock);
-    st.conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {c} (pk BLOB PRIMARY KEY NOT NULL, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS {ix} ON {c} (db_version);",
-        ix = ident(&format!("{name}__wavesync_clock_dbv")),
-    ))?;
+    create_clock_table(st, &info.name, int_key)?;
     create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
     backfill(st, &info)?;
@@ -526,5 +557,19 @@ pub(crate) fn raise_floor(st: &mut State) -> Result<()> {
         "INSERT INTO wavesync_meta (key, value) VALUES ('db_version_floor', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         [current],
     )?;
+    Ok(())
+}
+
+/// The clock table of a CRR: keyed by the table's INTEGER PRIMARY KEY when it has one (a
+/// rowid table, appends for increasing keys), else by the packed primary key.
+pub(crate) fn create_clock_table(st: &State, name: &str, int_key: bool) -> Result<()> {
+    let c = ident(&clock_table_name(name));
+    let key = if int_key { "pk INTEGER PRIMARY KEY" } else { "pk BLOB PRIMARY KEY NOT NULL" };
+    let rowid = if int_key { "" } else { " WITHOUT ROWID" };
+    st.conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {c} ({key}, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL){rowid};
+         CREATE INDEX IF NOT EXISTS {ix} ON {c} (db_version);",
+        ix = ident(&format!("{name}__wavesync_clock_dbv")),
+    ))?;
     Ok(())
 }

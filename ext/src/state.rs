@@ -447,7 +447,7 @@ impl State {
 
     pub fn get_clock(&self, t: &TableInfo, pk: &[u8]) -> Result<Option<RowClock>> {
         let mut stmt = self.conn.prepare_cached(&t.sql.get_clock)?;
-        let mut rows = stmt.query([pk])?;
+        let mut rows = stmt.query([t.key(pk)?])?;
         match rows.next()? {
             None => Ok(None),
             Some(r) => {
@@ -464,7 +464,7 @@ impl State {
         let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self
             .conn
             .prepare(&format!("SELECT pk, cl, clocks FROM {}{filter}", ident(&t.clock)))?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([], |r| Ok((t.packed(r.get_ref(0)?)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(pk, cl, b)| RowClock::decode(cl, &b).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))))
@@ -473,7 +473,7 @@ impl State {
 
     /// Writes a row's clock (updating it in place when the row has one).
     pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
-        let args = params![pk, rc.cl, rc.max_db_version(), rc.encode()];
+        let args = params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()];
         if self.conn.prepare_cached(&t.sql.update_clock)?.execute(args)? == 0 {
             self.conn.prepare_cached(&t.sql.insert_clock)?.execute(args)?;
         }
@@ -485,7 +485,7 @@ impl State {
         let n = self
             .conn
             .prepare_cached(&t.sql.insert_clock)?
-            .execute(params![pk, rc.cl, rc.max_db_version(), rc.encode()])?;
+            .execute(params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()])?;
         Ok(n == 1)
     }
 }
