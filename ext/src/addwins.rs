@@ -42,7 +42,7 @@ pub fn is_tag(cid: u32) -> bool {
 
 /// Is `cid` the metadata cell of a kept delete?
 pub fn is_delete(cid: u32) -> bool {
-    cid >= BY && (cid - BY) % SLOT == 0
+    cid >= BY && (cid - BY).is_multiple_of(SLOT)
 }
 
 /// A kept delete: its metadata and what it observed, (column cid, (col_version, site id)).
@@ -74,7 +74,7 @@ fn deletes(st: &mut State, rc: &RowClock) -> Result<Vec<Delete>> {
     let mut out: Vec<Delete> = Vec::new();
     for (cid, cell) in rc.cells.iter().filter(|(c, _)| *c >= BY) {
         let rel = cid - BY;
-        if rel % SLOT == 0 {
+        if rel.is_multiple_of(SLOT) {
             out.push(Delete { meta: *cell, site_id: st.site_of(cell.site)?, observed: Vec::new() });
         } else if let Some(d) = out.last_mut() {
             let col = rel % SLOT - 1;

@@ -142,6 +142,7 @@ pub const MIGRATION_SITE: SiteId = [0; 16];
 /// - rows untouched since begin_alter: col_version 1 from MIGRATION_SITE at the current
 ///   db_version — a migration that changes no data is not news;
 /// - rows written during the alteration: a local write at a new db_version.
+///
 /// Cells with a kept change from a peer get no default clock: the kept change is merged
 /// next and must not lose a tie against a default.
 fn add_column_clocks(st: &mut State, t: &TableInfo, added: &[u32], began_at: i64) -> Result<()> {

@@ -166,7 +166,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     register(db, "next_db_version", -1, trig, true, move |ctx| {
-        let at_least = if ctx.len() > 0 { int_arg(ctx, 0, "wavesync_next_db_version")? } else { 0 };
+        let at_least = if !ctx.is_empty() { int_arg(ctx, 0, "wavesync_next_db_version")? } else { 0 };
         let mut st = sh.lock()?;
         st.next_db_version(at_least)
     })?;
@@ -186,7 +186,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     register(db, "internal_sync_bit", -1, trig, true, move |ctx| {
-        if ctx.len() > 0 {
+        if !ctx.is_empty() {
             let on = int_arg(ctx, 0, "wavesync_internal_sync_bit")? != 0;
             sh.sync_bit.store(on, Ordering::Release);
         }
@@ -201,7 +201,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     register(db, "vector_json", -1, utf8, false, move |ctx| {
-        let v = if ctx.len() > 0 {
+        let v = if !ctx.is_empty() {
             match ctx.get_raw(0) {
                 ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_vector_json: {e}")))?,
                 _ => return Err(fail("wavesync_vector_json: the argument must be a blob made by wavesync_vector()")),

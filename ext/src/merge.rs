@@ -5,6 +5,7 @@
 //! 2. same causal length, same cell: the larger col_version wins, then the larger value
 //!    (storage class, then value), then the larger site id takes the metadata;
 //! 3. a column change for a row deleted at the same causal length loses (delete wins).
+//!
 //! A winner writes the base table with the triggers silenced, stores the incoming clock
 //! at local db_version max(next, incoming db_version), and counts as an impacted row.
 
@@ -85,14 +86,14 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
             t.pks.len()
         )));
     }
-    if pk.iter().any(|v| *v == Val::Null) {
+    if pk.contains(&Val::Null) {
         return Err(fail(format!("wavesync_changes: bad pk for table '{}': primary key values cannot be NULL", t.name)));
     }
     if ch.cid.is_empty() {
         return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
     }
     let Some(cid) = t.cid_of(&ch.cid) else {
-        if t.dropped.iter().any(|d| *d == ch.cid) {
+        if t.dropped.contains(&ch.cid) {
             // A peer that has not dropped the column yet: its value has nowhere to go.
             if let Some(ov) = ch.origin_version {
                 let site = st.site_ord(&ch.site_id, true)?.unwrap_or(0);

@@ -61,7 +61,7 @@ pub struct State {
 unsafe impl Send for State {}
 
 impl Shared {
-    pub fn new(db: *mut ffi::sqlite3) -> Result<Arc<Shared>> {
+    pub(crate) fn new(db: *mut ffi::sqlite3) -> Result<Arc<Shared>> {
         let conn = unsafe { Connection::from_handle(db)? };
         conn.set_prepared_statement_cache_capacity(512);
         Ok(Arc::new(Shared {
@@ -110,7 +110,7 @@ impl Shared {
     }
 
     /// Installs the commit and rollback hooks that tell the state a transaction ended.
-    pub fn install_hooks(self: &Arc<Self>, db: *mut ffi::sqlite3) {
+    pub(crate) fn install_hooks(self: &Arc<Self>, db: *mut ffi::sqlite3) {
         let p = Arc::as_ptr(self) as *mut c_void;
         unsafe {
             ffi::sqlite3_commit_hook(db, Some(on_commit), p);
@@ -259,10 +259,10 @@ impl State {
     }
 
     pub fn meta_exists(&self) -> Result<bool> {
-        Ok(self
+        self
             .conn
             .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?
-            .exists([])?)
+            .exists([])
     }
 
     /// Creates wavesync's own tables and this replica's site id if they are missing.
