@@ -8,6 +8,8 @@
 #   make npm-package     build the npm tarball into dist/ (bindings/node)
 #   make demo       install what is missing, build, run the two-file sync demo
 #   make bench      plain SQLite vs CRR tables, appended to docs/BENCHMARKS.md
+#   make bench-daemon    real wavesyncd processes on loopback vs the daemon targets, appended
+#                   to docs/BENCHMARKS.md ("## Daemon"; BENCH_DAEMON_ARGS=--quick: < 1 minute)
 #   make deps       install the sqlite3 CLI (apt-get) and the Python venv (.venv) if missing
 #   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
 #
@@ -41,7 +43,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench clean distclean
+.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
 
 all: build
 
@@ -117,6 +119,15 @@ BENCH_ARGS ?= --rows 100000 --runs 3
 bench: ext
 	$(CARGO_RUN) build --release -p wavesync-sql-tests --bin wavesync-bench
 	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" $(TARGET_DIR)/release/wavesync-bench $(BENCH_ARGS) --append docs/BENCHMARKS.md
+
+# Real wavesyncd processes on 127.0.0.1: latency, throughput, catch-up of 1M changes, a
+# 10-peer cluster, bytes per change, idle CPU/RSS (sync-daemon/examples/wavesyncd-bench.rs;
+# several minutes). BENCH_DAEMON_ARGS: --quick, --changes N, --perf DIR, ... (--help).
+BENCH_DAEMON_ARGS ?=
+bench-daemon: build
+	$(CARGO_RUN) build --release -p wavesyncd --example wavesyncd-bench
+	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" WAVESYNCD="$(CURDIR)/$(DIST)/wavesyncd" \
+	  $(TARGET_DIR)/release/examples/wavesyncd-bench $(BENCH_DAEMON_ARGS) --append docs/BENCHMARKS.md
 
 clean:
 	$(CARGO_RUN) clean

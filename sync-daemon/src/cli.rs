@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// Seconds between anti-entropy catch-ups with every connected peer [default: 10].
     #[arg(long, value_name = "SECS")]
     pub anti_entropy: Option<u64>,
-    /// Most change rows per catch-up response [default: 2000].
+    /// Most change rows per catch-up response [default: 20000].
     #[arg(long, value_name = "ROWS")]
     pub page_rows: Option<u32>,
     /// Milliseconds between checks for local commits [default: 5].

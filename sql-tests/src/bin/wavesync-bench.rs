@@ -309,9 +309,14 @@ fn main() {
     }
     print!("{report}");
     if let Some(path) = args.append {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
-        f.write_all(report.as_bytes()).unwrap();
+        // At the end of the extension's results: before the "## Daemon" section of
+        // `make bench-daemon` if the file has one, else at the end of the file.
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let new = match text.find("\n## Daemon\n") {
+            Some(at) => format!("{}\n{}\n{}", text[..at].trim_end_matches('\n'), report.trim_end_matches('\n'), &text[at..]),
+            None => format!("{text}{report}"),
+        };
+        std::fs::write(&path, new).unwrap();
         eprintln!("appended to {}", path.display());
     }
     let _ = std::fs::remove_dir_all(&dir);

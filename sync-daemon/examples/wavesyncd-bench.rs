@@ -1,0 +1,1059 @@
+//! `make bench-daemon`: real `wavesyncd` processes on 127.0.0.1, written to through
+//! rusqlite connections with the extension loaded, measured against the daemon targets of
+//! issue 5 (docs/BENCHMARKS.md, "## Daemon"):
+//!
+//! 1. commit-to-visible latency between two peers (p50/p99 of `--samples` single-row commits);
+//! 2. sustained replication throughput: a writer commits `--batch`-row transactions on A for
+//!    `--seconds`, pausing while B lags more than `--max-lag` changes (0: never), and B's row
+//!    count is sampled until it has everything;
+//! 3. catch-up of a fresh peer: A holds `--changes` changes (rows x 4 columns, written
+//!    before its daemon starts), B starts empty; time until B has them all;
+//! 4. convergence of a `--peers` cluster after `--cluster-writes` rows written on all peers;
+//! 5. bytes on the wire per change: TCP payload bytes of the daemons' sockets (`ss -tinp`,
+//!    so libp2p's Noise, Yamux and gossipsub framing are included), per phase;
+//! 6. idle CPU (utime+stime from /proc over `--idle-secs`, after `--settle-secs` without
+//!    writes) and VmRSS of converged daemons.
+//!
+//!   wavesyncd-bench [--quick] [--changes N] [--samples N] [--seconds S] [--batch ROWS]
+//!                   [--max-lag CHANGES] [--catchup-batch ROWS] [--peers N] [--cluster-writes N] [--cluster-batch ROWS]
+//!                   [--topology star|chain|mesh] [--idle-secs S] [--settle-secs S] [--only PHASE,...]
+//!                   [--perf DIR] [--daemon PATH] [--append FILE] [--keep]
+//!
+//! Phases for `--only`: latency, throughput, catchup, cluster, idle. `--perf DIR` records
+//! `perf record -g` profiles of the daemons during the throughput, catch-up and cluster
+//! phases into DIR. The daemon binary is `--daemon`, `$WAVESYNCD` or `<repo>/dist/wavesyncd`;
+//! the extension `$WAVESYNC_EXT` or `<repo>/dist/wavesync`. Every daemon is killed when the
+//! benchmark ends (and by the kernel if the benchmark itself dies: PR_SET_PDEATHSIG).
+
+use rusqlite::{params, Connection, LoadExtensionGuard};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------
+// Arguments
+
+#[derive(Clone)]
+struct Args {
+    quick: bool,
+    changes: u64,
+    samples: usize,
+    seconds: f64,
+    batch: u64,
+    max_lag: u64,
+    peers: usize,
+    catchup_batch: u64,
+    cluster_writes: u64,
+    cluster_batch: u64,
+    topology: String,
+    idle_secs: f64,
+    settle_secs: f64,
+    only: Option<Vec<String>>,
+    perf: Option<PathBuf>,
+    daemon: PathBuf,
+    append: Option<PathBuf>,
+    keep: bool,
+}
+
+const USAGE: &str = "wavesyncd-bench [--quick] [--changes N] [--samples N] [--seconds S] [--batch ROWS] \
+[--max-lag CHANGES] [--catchup-batch ROWS] [--peers N] [--cluster-writes N] [--cluster-batch ROWS] [--topology star|chain|mesh] [--idle-secs S] [--settle-secs S] \
+[--only latency,throughput,catchup,cluster,idle] [--perf DIR] [--daemon PATH] [--append FILE] [--keep]";
+
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn parse_args() -> Args {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let quick = raw.iter().any(|a| a == "--quick");
+    let mut a = Args {
+        quick,
+        changes: if quick { 100_000 } else { 1_000_000 },
+        samples: if quick { 50 } else { 200 },
+        seconds: if quick { 3.0 } else { 10.0 },
+        batch: 100,
+        max_lag: 200_000,
+        peers: 10,
+        catchup_batch: 1000,
+        cluster_writes: if quick { 2_000 } else { 10_000 },
+        cluster_batch: 10,
+        topology: "star".into(),
+        idle_secs: if quick { 3.0 } else { 10.0 },
+        settle_secs: if quick { 3.0 } else { 10.0 },
+        only: None,
+        perf: None,
+        daemon: std::env::var_os("WAVESYNCD").map(PathBuf::from).unwrap_or_else(|| repo_path("dist/wavesyncd")),
+        append: None,
+        keep: false,
+    };
+    let mut it = raw.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
+        fn num<T: std::str::FromStr>(flag: &str, v: String) -> T {
+            v.replace('_', "").parse().unwrap_or_else(|_| die(&format!("{flag}: not a number: {v}")))
+        }
+        match flag.as_str() {
+            "--quick" => {}
+            "--changes" => a.changes = num(&flag, value()),
+            "--samples" => a.samples = num(&flag, value()),
+            "--seconds" => a.seconds = num(&flag, value()),
+            "--batch" => a.batch = num(&flag, value()),
+            "--max-lag" => a.max_lag = num(&flag, value()),
+            "--peers" => a.peers = num(&flag, value()),
+            "--catchup-batch" => a.catchup_batch = num(&flag, value()),
+            "--cluster-writes" => a.cluster_writes = num(&flag, value()),
+            "--cluster-batch" => a.cluster_batch = num(&flag, value()),
+            "--topology" => a.topology = value(),
+            "--idle-secs" => a.idle_secs = num(&flag, value()),
+            "--settle-secs" => a.settle_secs = num(&flag, value()),
+            "--only" => a.only = Some(value().split(',').map(|s| s.trim().to_string()).collect()),
+            "--perf" => a.perf = Some(PathBuf::from(value())),
+            "--daemon" => a.daemon = PathBuf::from(value()),
+            "--append" => a.append = Some(PathBuf::from(value())),
+            "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => die(&format!("unknown argument {other}\nusage: {USAGE}")),
+        }
+    }
+    if !["star", "chain", "mesh"].contains(&a.topology.as_str()) {
+        die("--topology must be star, chain or mesh");
+    }
+    a.peers = a.peers.max(2);
+    a.batch = a.batch.max(1);
+    a.cluster_batch = a.cluster_batch.max(1);
+    a.catchup_batch = a.catchup_batch.max(1);
+    a
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("wavesyncd-bench: {msg}");
+    std::process::exit(2);
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite side
+
+fn ext_path() -> PathBuf {
+    std::env::var_os("WAVESYNC_EXT").map(PathBuf::from).unwrap_or_else(|| repo_path("dist/wavesync"))
+}
+
+/// An app connection: extension loaded, WAL, busy timeout, synchronous=NORMAL (the app's
+/// own choice; the daemon keeps its own connection's settings).
+fn app(db: &Path) -> Connection {
+    let conn = Connection::open(db).expect("open database");
+    unsafe {
+        let _g = LoadExtensionGuard::new(&conn).expect("enable extension loading");
+        conn.load_extension(ext_path(), Some("sqlite3_wavesync_init"))
+            .unwrap_or_else(|e| die(&format!("load {}: {e} (run `make ext` first)", ext_path().display())));
+    }
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).expect("WAL");
+    conn.execute_batch("PRAGMA synchronous=NORMAL").expect("synchronous");
+    conn
+}
+
+/// `t(id, a, b, c, d)`: four columns, so one inserted row is four changes.
+fn create_wide(db: &Path, table: &str) {
+    app(db)
+        .execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL, d TEXT);
+             SELECT wavesync_as_crr('{table}');"
+        ))
+        .expect("create table");
+}
+
+fn create_narrow(db: &Path, table: &str) {
+    app(db)
+        .execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table}(id INTEGER PRIMARY KEY NOT NULL, v TEXT, n INTEGER DEFAULT 0);
+             SELECT wavesync_as_crr('{table}');"
+        ))
+        .expect("create table");
+}
+
+/// Inserts rows `first..first+n` into a wide table in one transaction.
+fn insert_wide(c: &Connection, table: &str, first: u64, n: u64) {
+    let tx = c.unchecked_transaction().expect("begin");
+    tx.execute(
+        &format!(
+            "WITH RECURSIVE s(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM s WHERE x < ?2)
+             INSERT INTO {table}(id, a, b, c, d) SELECT x, 'title ' || x, x % 1000, x * 0.5, 'payload-' || hex(x) FROM s"
+        ),
+        params![first as i64, (first + n - 1) as i64],
+    )
+    .expect("insert");
+    tx.commit().expect("commit");
+}
+
+fn count(c: &Connection, table: &str) -> u64 {
+    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap_or(0) as u64
+}
+
+// ---------------------------------------------------------------------------------------
+// Daemons
+
+/// A running `wavesyncd run`: SIGKILLed when dropped.
+struct Daemon {
+    name: String,
+    db: PathBuf,
+    child: Child,
+    addr: String,
+    log: PathBuf,
+    spawned: Instant,
+}
+
+struct Group {
+    dir: PathBuf,
+    key: PathBuf,
+    daemon_bin: PathBuf,
+}
+
+impl Group {
+    fn new(root: &Path, name: &str, daemon_bin: &Path) -> Group {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("create group dir");
+        let key = dir.join("group.key");
+        let st = Command::new(daemon_bin).args(["keygen", "--out"]).arg(&key).status().expect("run wavesyncd keygen");
+        assert!(st.success(), "wavesyncd keygen failed");
+        Group { dir, key, daemon_bin: daemon_bin.to_path_buf() }
+    }
+
+    fn db(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.db"))
+    }
+
+    /// Starts the daemon of `<name>.db` dialing `peers`; returns once it listens.
+    fn start(&self, name: &str, peers: &[String], extra: &[&str]) -> Daemon {
+        let db = self.db(name);
+        let log = self.dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(&self.daemon_bin);
+        cmd.arg("run").arg("--db").arg(&db).arg("--key-file").arg(&self.key);
+        cmd.args(["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--ext"]).arg(ext_path());
+        for p in peers {
+            cmd.args(["--peer", p]);
+        }
+        cmd.args(extra);
+        // The daemon's default log level; `WAVESYNCD_LOG` overrides it (e.g. wavesyncd=debug).
+        let level = std::env::var("WAVESYNCD_LOG").unwrap_or_else(|_| "info,libp2p_gossipsub=warn,libp2p_mdns=warn".into());
+        cmd.env("RUST_LOG", level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        // SAFETY: prctl is async-signal-safe; the daemon dies with the thread that spawned
+        // it (always the main thread here), so a killed benchmark leaves no daemons behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let spawned = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| die(&format!("cannot run {}: {e} (run `make daemon`)", self.daemon_bin.display())));
+        // The daemon prints `listening on <addr>/p2p/<id>` for every listen address; keep
+        // draining stdout so a later line never meets a closed pipe.
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                die(&format!("{name} did not start listening:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
+            }
+        };
+        Daemon { name: name.into(), db, child, addr, log, spawned }
+    }
+}
+
+impl Daemon {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(format!("{}.wavesyncd-status.json", self.db.display())).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        self.status()
+            .and_then(|s| s["counters"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()))
+            .unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn proc_status(&self, field: &str) -> Option<u64> {
+        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        st.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// utime + stime in seconds.
+    fn cpu_secs(&self) -> Option<f64> {
+        let st = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        let rest = &st[st.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields after the comm: state is field 3, utime field 14, stime field 15.
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / clock_ticks())
+    }
+
+    fn check_alive(&mut self) {
+        if !self.alive() {
+            die(&format!("{} exited unexpectedly:\n{}", self.name, tail(&self.log, 40)));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        if start.elapsed() > timeout {
+            die(&format!("timed out after {timeout:?} waiting until {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+// ---------------------------------------------------------------------------------------
+// Bytes on the wire: the TCP payload bytes of every socket of a process (`ss -tinp`).
+
+/// (bytes sent, bytes received) over the established TCP sockets of each pid.
+fn tcp_bytes(pids: &[u32]) -> Option<BTreeMap<u32, (u64, u64)>> {
+    let out = Command::new("ss").args(["-tinpH", "state", "established"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut totals: BTreeMap<u32, (u64, u64)> = pids.iter().map(|p| (*p, (0, 0))).collect();
+    // Each socket: a line with the addresses and `users:((...pid=N...))`, then an indented
+    // line with the tcp_info fields.
+    let mut current: Option<u32> = None;
+    let mut seen = false;
+    for line in text.lines() {
+        if !line.starts_with(|c: char| c.is_whitespace()) {
+            current = pids.iter().copied().find(|p| line.contains(&format!("pid={p},")));
+            continue;
+        }
+        let Some(pid) = current else { continue };
+        let field = |name: &str| {
+            line.split_whitespace().find_map(|w| w.strip_prefix(name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        };
+        let e = totals.entry(pid).or_default();
+        e.0 += field("bytes_sent:");
+        e.1 += field("bytes_received:");
+        seen = true;
+        current = None;
+    }
+    if !seen && !pids.is_empty() {
+        return None;
+    }
+    Some(totals)
+}
+
+/// Total bytes sent by all of `pids` (each byte sent on loopback is received by a peer).
+fn sent_total(pids: &[u32]) -> Option<u64> {
+    tcp_bytes(pids).map(|m| m.values().map(|v| v.0).sum())
+}
+
+// ---------------------------------------------------------------------------------------
+// perf
+
+struct Perf(Vec<Child>);
+
+fn perf_start(dir: &Option<PathBuf>, phase: &str, daemons: &[&Daemon]) -> Perf {
+    let Some(dir) = dir else { return Perf(Vec::new()) };
+    std::fs::create_dir_all(dir).expect("perf dir");
+    let mut kids = Vec::new();
+    for d in daemons {
+        let out = dir.join(format!("{phase}-{}.data", d.name));
+        match Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-q", "-o"])
+            .arg(&out)
+            .args(["-p", &d.pid().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => kids.push(c),
+            Err(e) => log(format!("perf record failed to start: {e}")),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Perf(kids)
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill").arg("-INT").arg(c.id().to_string()).status();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<[String; 4]>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, what: impl Into<String>, target: impl Into<String>, measured: impl Into<String>, met: Option<bool>) {
+        let verdict = match met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "",
+        };
+        self.rows.push([what.into(), target.into(), measured.into(), verdict.into()]);
+    }
+
+    fn note(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        log(&s);
+        self.notes.push(s);
+    }
+}
+
+fn ms(d: f64) -> String {
+    format!("{:.1} ms", d * 1000.0)
+}
+
+fn rate(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2}M changes/s", n / 1e6)
+    } else {
+        format!("{:.1}k changes/s", n / 1e3)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A small xorshift: pauses between latency samples.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Phases
+
+/// Phases 1, 2 and 6 on one pair of daemons.
+fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) {
+    let g = Group::new(root, "pair", &args.daemon);
+    for n in ["a", "b"] {
+        create_narrow(&g.db(n), "lat");
+        create_wide(&g.db(n), "tp");
+    }
+    let a = g.start("a", &[], &[]);
+    let mut b = g.start("b", &[a.addr.clone()], &[]);
+    let (ca, cb) = (app(&g.db("a")), app(&g.db("b")));
+    // Warm-up: the first row proves the pair is connected and subscribed.
+    ca.execute("INSERT INTO lat(id, v) VALUES (0, 'warm-up')", []).expect("insert");
+    wait_until("the pair is connected", Duration::from_secs(60), || count(&cb, "lat") == 1);
+    std::thread::sleep(Duration::from_millis(500));
+
+    if run("latency") {
+        log(format!("latency: {} single-row commits on a, polled on b every 0.25 ms", args.samples));
+        let mut rng = Rng(0x9e3779b97f4a7c15);
+        let mut lat = Vec::new();
+        let mut lost = 0;
+        let mut visible = cb.prepare("SELECT count(*) FROM lat WHERE id = ?1").expect("prepare");
+        for i in 1..=args.samples as i64 {
+            // A random pause, so commits fall at every phase of the daemon's poll timer.
+            std::thread::sleep(Duration::from_micros(2_000 + rng.next() % 10_000));
+            let mut dv: i64 = cb.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version");
+            ca.execute("INSERT INTO lat(id, v) VALUES (?1, 'latency sample')", [i]).expect("insert");
+            let t0 = Instant::now();
+            loop {
+                let now: i64 = cb.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version");
+                if now != dv {
+                    dv = now;
+                    if visible.query_row([i], |r| r.get::<_, i64>(0)).expect("query") == 1 {
+                        lat.push(t0.elapsed().as_secs_f64());
+                        break;
+                    }
+                }
+                if t0.elapsed() > Duration::from_secs(10) {
+                    lost += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(250));
+            }
+        }
+        lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(f64::NAN));
+        let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
+        rep.row("commit-to-visible latency, 2 peers, p50", "≤ 10 ms", ms(p50), Some(p50 <= 0.010));
+        rep.row("commit-to-visible latency, 2 peers, p99", "≤ 50 ms", ms(p99), Some(p99 <= 0.050));
+        rep.note(format!(
+            "latency: {} samples (single-row INSERT commits on a, b polled every 0.25 ms): min {}, mean {}, p50 {}, p90 {}, p99 {}, max {}{}",
+            lat.len(),
+            ms(lat.first().copied().unwrap_or(f64::NAN)),
+            ms(mean),
+            ms(p50),
+            ms(percentile(&lat, 0.9)),
+            ms(p99),
+            ms(max),
+            if lost > 0 { format!(", {lost} not visible within 10 s") } else { String::new() }
+        ));
+    }
+
+    if run("throughput") {
+        let batch = args.batch;
+        let max_lag = args.max_lag.div_ceil(4); // in rows
+        log(format!(
+            "throughput: a commits {batch}-row transactions (4 changes a row) for {} s{}",
+            args.seconds,
+            if max_lag > 0 { format!(", pausing while b lags more than {} changes", args.max_lag) } else { ", unthrottled".into() }
+        ));
+        let bytes0 = sent_total(&[a.pid(), b.pid()]);
+        let perf = perf_start(&args.perf, "throughput", &[&a, &b]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let writer = {
+            let (db, stop, written, seen) = (g.db("a"), stop.clone(), written.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let c = app(&db);
+                let mut next = 1u64;
+                let (mut txs, mut paused) = (0u64, Duration::ZERO);
+                while !stop.load(Ordering::Relaxed) {
+                    // An app that writes as fast as b keeps up (lag bounded), not faster.
+                    if max_lag > 0 && next - 1 > seen.load(Ordering::Relaxed) + max_lag {
+                        let p = Instant::now();
+                        std::thread::sleep(Duration::from_millis(2));
+                        paused += p.elapsed();
+                        continue;
+                    }
+                    insert_wide(&c, "tp", next, batch);
+                    next += batch;
+                    txs += 1;
+                    written.store(next - 1, Ordering::Relaxed);
+                }
+                (txs, paused)
+            })
+        };
+        let mut samples: Vec<(f64, u64)> = Vec::new();
+        let mut max_seen_lag = 0u64;
+        let window = Duration::from_secs_f64(args.seconds);
+        while t0.elapsed() < window {
+            std::thread::sleep(Duration::from_millis(100));
+            let w = written.load(Ordering::Relaxed);
+            let n = count(&cb, "tp");
+            seen.store(n, Ordering::Relaxed);
+            max_seen_lag = max_seen_lag.max(w.saturating_sub(n));
+            samples.push((t0.elapsed().as_secs_f64(), n));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (txs, paused) = writer.join().expect("writer");
+        let write_secs = t0.elapsed().as_secs_f64();
+        let rows = written.load(Ordering::Relaxed);
+        let at_stop = count(&cb, "tp");
+        log(format!("throughput: a wrote {rows} rows in {txs} transactions; b had {at_stop} at the end of writing; draining"));
+        let mut last = (0u64, Instant::now());
+        loop {
+            let n = count(&cb, "tp");
+            samples.push((t0.elapsed().as_secs_f64(), n));
+            if n >= rows {
+                break;
+            }
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(60) {
+                rep.note(format!("throughput: b stalled at {n} of {rows} rows for 60 s"));
+                break;
+            }
+            b.check_alive();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let all_secs = t0.elapsed().as_secs_f64();
+        drop(perf);
+        let bytes1 = sent_total(&[a.pid(), b.pid()]);
+        let changes = rows as f64 * 4.0;
+        let sustained = count(&cb, "tp") as f64 * 4.0 / all_secs;
+        // Arrival rate on b while the writer ran (after its first second).
+        let first = samples.iter().find(|s| s.0 >= 1.0).copied().unwrap_or((0.0, 0));
+        let during = (at_stop.saturating_sub(first.1)) as f64 * 4.0 / (write_secs - first.0).max(0.001);
+        rep.row(
+            format!("sustained replication a → b ({batch}-row transactions)"),
+            "≥ 50k changes/s",
+            rate(sustained),
+            Some(sustained >= 50_000.0),
+        );
+        rep.note(format!(
+            "throughput: a committed {:.0} changes in {:.1} s ({txs} transactions of {batch} rows × 4 columns, {}; {}); \
+             b received {} while the writer ran (lag at most {} changes) and had all of them {:.2} s after it stopped; \
+             sustained = all changes / time from the first write until b had them all = {}",
+            changes,
+            write_secs,
+            rate(changes / write_secs),
+            if max_lag > 0 {
+                format!("the writer paused {:.1} s in all while b lagged more than {} changes", paused.as_secs_f64(), args.max_lag)
+            } else {
+                "unthrottled".into()
+            },
+            rate(during),
+            max_seen_lag * 4,
+            all_secs - write_secs,
+            rate(sustained)
+        ));
+        if let (Some(x), Some(y)) = (bytes0, bytes1) {
+            let per = (y - x) as f64 / changes;
+            rep.row("bytes on the wire per change, live gossip (2 peers)", "—", format!("{per:.1} B"), None);
+            rep.note(format!(
+                "bytes: {} bytes of TCP payload both ways between a and b during the throughput run ({per:.1} per change, {:.0} per transaction)",
+                y - x,
+                (y - x) as f64 / txs.max(1) as f64
+            ));
+        }
+        // The status file is rewritten every second: let the counters catch up.
+        std::thread::sleep(Duration::from_millis(1100));
+        let ca_ = a.counters();
+        let cb_ = b.counters();
+        rep.note(format!(
+            "throughput counters: a published {}; b gossip applied {}, catch-up pages applied {}, apply_failed {}, partial_dropped {}",
+            ca_.get("published").unwrap_or(&0),
+            cb_.get("gossip_applied").unwrap_or(&0),
+            cb_.get("catchup_pages_applied").unwrap_or(&0),
+            cb_.get("apply_failed").unwrap_or(&0),
+            cb_.get("partial_dropped").unwrap_or(&0)
+        ));
+    }
+
+    if run("idle") {
+        idle(args, rep, "2 peers", &[&a, &b]);
+    }
+}
+
+/// Phase 6: idle CPU and RSS of converged daemons.
+fn idle(args: &Args, rep: &mut Report, label: &str, ds: &[&Daemon]) {
+    let settle = args.settle_secs;
+    log(format!("idle ({label}): settling {settle} s, then sampling CPU for {} s", args.idle_secs));
+    std::thread::sleep(Duration::from_secs_f64(settle));
+    let phase = format!("idle-{}", label.replace(' ', ""));
+    let perf = perf_start(&args.perf, &phase, &ds[..ds.len().min(2)]);
+    let c0: Vec<f64> = ds.iter().map(|d| d.cpu_secs().unwrap_or(f64::NAN)).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.idle_secs));
+    let secs = t0.elapsed().as_secs_f64();
+    let c1: Vec<f64> = ds.iter().map(|d| d.cpu_secs().unwrap_or(f64::NAN)).collect();
+    drop(perf);
+    let cpu: Vec<f64> = c0.iter().zip(&c1).map(|(x, y)| (y - x) / secs * 100.0).collect();
+    let rss: Vec<f64> = ds.iter().map(|d| d.proc_status("VmRSS:").unwrap_or(0) as f64 / 1024.0).collect();
+    let hwm: Vec<f64> = ds.iter().map(|d| d.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0).collect();
+    let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    rep.row(format!("idle CPU per daemon ({label}), max"), "≤ 1% of a core", format!("{:.2}%", max(&cpu)), Some(max(&cpu) <= 1.0));
+    rep.row(format!("idle RSS per daemon ({label}), max"), "≤ 50 MB", format!("{:.1} MiB", max(&rss)), Some(max(&rss) * 1.048576 <= 50.0));
+    rep.note(format!(
+        "idle ({label}): {settle:.0} s after convergence, CPU over {secs:.0} s per daemon {} (mean {:.2}%); VmRSS {} MiB (peak VmHWM {} MiB)",
+        cpu.iter().map(|c| format!("{c:.2}%")).collect::<Vec<_>>().join(", "),
+        mean(&cpu),
+        rss.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
+        hwm.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
+    ));
+}
+
+/// Phase 3: a fresh peer catches up on `--changes` changes.
+fn catchup(args: &Args, root: &Path, rep: &mut Report) {
+    let rows = args.changes.div_ceil(4);
+    let g = Group::new(root, "catchup", &args.daemon);
+    create_wide(&g.db("a"), "cu");
+    create_wide(&g.db("b"), "cu");
+    let tx_rows = args.catchup_batch;
+    log(format!("catch-up: writing {rows} rows × 4 columns on a (transactions of {tx_rows} rows) before its daemon starts"));
+    let t = Instant::now();
+    {
+        let c = app(&g.db("a"));
+        let mut next = 1;
+        while next <= rows {
+            let n = tx_rows.min(rows - next + 1);
+            insert_wide(&c, "cu", next, n);
+            next += n;
+        }
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").expect("checkpoint");
+    }
+    let changes: u64 = app(&g.db("a")).query_row("SELECT count(*) FROM wavesync_changes", [], |r| r.get::<_, i64>(0)).expect("count") as u64;
+    log(format!("catch-up: a holds {changes} changes ({:.1} s to write)", t.elapsed().as_secs_f64()));
+    let a = g.start("a", &[], &[]);
+    let cb = app(&g.db("b"));
+    let bytes0 = sent_total(&[a.pid()]).unwrap_or(0);
+    let mut b = g.start("b", &[a.addr.clone()], &[]);
+    let perf = perf_start(&args.perf, "catchup", &[&a, &b]);
+    let t0 = b.spawned;
+    let mut first_row: Option<f64> = None;
+    let mut progress = Vec::new();
+    loop {
+        let n = count(&cb, "cu");
+        let el = t0.elapsed().as_secs_f64();
+        if n > 0 && first_row.is_none() {
+            first_row = Some(el);
+        }
+        progress.push((el, n));
+        if n >= rows {
+            break;
+        }
+        b.check_alive();
+        if t0.elapsed() > Duration::from_secs(1800) {
+            die("catch-up did not finish within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    drop(perf);
+    let bytes = tcp_bytes(&[a.pid(), b.pid()]);
+    let hwm: Vec<f64> = [&a, &b].iter().map(|d| d.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0).collect();
+    let cnt = b.counters();
+    // The target is for 1M changes; a scaled run is judged by its rate.
+    let per_million = secs * 1e6 / changes.max(1) as f64;
+    rep.row(
+        format!("catch-up of a fresh peer, {:.2}M changes", changes as f64 / 1e6),
+        "≤ 20 s for 1M",
+        format!("{secs:.1} s"),
+        Some(per_million <= 20.0),
+    );
+    let halfway = progress.iter().find(|p| p.1 >= rows / 2).map(|p| p.0).unwrap_or(f64::NAN);
+    rep.note(format!(
+        "catch-up: {changes} changes ({rows} rows × 4, in {tx_rows}-row transactions) in {secs:.1} s from starting b's daemon ({}), first rows after {:.2} s, \
+         half after {halfway:.1} s; b applied {} catch-up pages; peak RSS a {:.0} MiB, b {:.0} MiB",
+        rate(changes as f64 / secs),
+        first_row.unwrap_or(f64::NAN),
+        cnt.get("catchup_pages_applied").unwrap_or(&0),
+        hwm[0],
+        hwm[1]
+    ));
+    if args.changes != 1_000_000 {
+        rep.note(format!(
+            "catch-up: scaled run ({changes} changes); at this rate 1M changes take about {:.1} s",
+            secs * 1e6 / changes as f64
+        ));
+    }
+    if let Some(m) = bytes {
+        let total: u64 = m.values().map(|v| v.0).sum::<u64>() - bytes0;
+        rep.row("bytes on the wire per change, catch-up", "—", format!("{:.1} B", total as f64 / changes as f64), None);
+        rep.note(format!("catch-up bytes: {total} bytes of TCP payload both ways ({:.1} per change)", total as f64 / changes as f64));
+    }
+    // The same rows on both sides.
+    let sum = |c: &Connection| -> (i64, i64) { c.query_row("SELECT count(*), total(b) FROM cu", [], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as i64))).unwrap() };
+    let (sa, sb) = (sum(&app(&g.db("a"))), sum(&cb));
+    if sa != sb {
+        rep.note(format!("catch-up: WARNING a and b differ after catch-up: {sa:?} vs {sb:?}"));
+    }
+}
+
+/// Phase 4: a cluster of `--peers` daemons, `--cluster-writes` rows written across all of
+/// them; time from the last commit until every table is identical.
+fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) {
+    let n = args.peers;
+    let g = Group::new(root, "cluster", &args.daemon);
+    let names: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
+    for name in &names {
+        create_narrow(&g.db(name), "cl");
+    }
+    log(format!("cluster: starting {n} daemons ({} topology)", args.topology));
+    let mut ds: Vec<Daemon> = Vec::new();
+    for i in 0..n {
+        let peers: Vec<String> = match args.topology.as_str() {
+            "star" if i > 0 => vec![ds[0].addr.clone()],
+            "chain" if i > 0 => vec![ds[i - 1].addr.clone()],
+            "mesh" => ds.iter().map(|d| d.addr.clone()).collect(),
+            _ => vec![],
+        };
+        ds.push(g.start(&names[i], &peers, &[]));
+    }
+    let conns: Vec<Connection> = names.iter().map(|nm| app(&g.db(nm))).collect();
+    // Warm-up: one row from every peer reaches every peer (connections and subscriptions up).
+    for (i, c) in conns.iter().enumerate() {
+        c.execute("INSERT INTO cl(id, v) VALUES (?1, 'warm-up')", [-(i as i64) - 1]).expect("insert");
+    }
+    let warm = wait_until("the cluster is connected", Duration::from_secs(120), || conns.iter().all(|c| count(c, "cl") == n as u64));
+    log(format!("cluster: connected and warmed up in {:.1} s", warm.as_secs_f64()));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let writes = args.cluster_writes;
+    let batch = args.cluster_batch;
+    let per_peer = writes / n as u64;
+    let total = per_peer * n as u64 + n as u64;
+    let pids: Vec<u32> = ds.iter().map(|d| d.pid()).collect();
+    let bytes0 = sent_total(&pids);
+    let hub: Vec<&Daemon> = ds.iter().take(2).collect();
+    let perf = perf_start(&args.perf, "cluster", &hub);
+    log(format!("cluster: {} rows on each of {n} peers in {batch}-row transactions, all peers at once", per_peer));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let db = g.db(&names[i]);
+            std::thread::spawn(move || {
+                let c = app(&db);
+                let base = (i as u64 + 1) * 10_000_000;
+                let mut done = 0;
+                let mut k = 0u64;
+                while done < per_peer {
+                    let m = batch.min(per_peer - done);
+                    let tx = c.unchecked_transaction().expect("begin");
+                    for j in 0..m {
+                        let id = base + done + j;
+                        tx.execute("INSERT INTO cl(id, v) VALUES (?1, ?2)", params![id as i64, format!("peer {i} row {}", done + j)])
+                            .expect("insert");
+                    }
+                    // Some updates of other peers' warm-up rows: concurrent writes to the same cells.
+                    if k % 10 == 0 {
+                        tx.execute("UPDATE cl SET n = n + 1 WHERE id = ?1", [-(((i + 1) % 10) as i64) - 1]).expect("update");
+                    }
+                    tx.commit().expect("commit");
+                    done += m;
+                    k += 1;
+                }
+                Instant::now()
+            })
+        })
+        .collect();
+    let last_write = handles.into_iter().map(|h| h.join().expect("writer")).max().unwrap();
+    let write_secs = last_write.duration_since(start).as_secs_f64();
+    log(format!("cluster: all writes committed in {write_secs:.2} s; waiting for convergence"));
+    let digest = |c: &Connection| -> (u64, i64, i64) {
+        c.query_row("SELECT count(*), total(n), total(length(v)) FROM cl", [], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)? as i64, r.get::<_, f64>(2)? as i64))
+        })
+        .unwrap()
+    };
+    let mut done_at: Vec<Option<f64>> = vec![None; n];
+    let converged = loop {
+        let ds0: Vec<(u64, i64, i64)> = conns.iter().map(digest).collect();
+        let el = last_write.elapsed().as_secs_f64();
+        for (i, d) in ds0.iter().enumerate() {
+            if d.0 >= total && done_at[i].is_none() {
+                done_at[i] = Some(el);
+            }
+        }
+        if ds0.iter().all(|d| d.0 >= total && *d == ds0[0]) {
+            break el;
+        }
+        if last_write.elapsed() > Duration::from_secs(600) {
+            die(&format!("cluster did not converge within 10 minutes: {ds0:?}"));
+        }
+        for d in ds.iter_mut() {
+            d.check_alive();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(perf);
+    let bytes1 = sent_total(&pids);
+    // Full check: identical rows everywhere.
+    let rows = |c: &Connection| -> Vec<(i64, String, i64)> {
+        let mut s = c.prepare("SELECT id, v, n FROM cl ORDER BY id").unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let r0 = rows(&conns[0]);
+    let identical = conns[1..].iter().all(|c| rows(c) == r0);
+    rep.row(
+        format!("{n}-peer convergence after the last write ({} rows, {})", per_peer * n as u64, args.topology),
+        "≤ 2 s",
+        format!("{converged:.2} s"),
+        Some(converged <= 2.0 && identical),
+    );
+    let mut lag: Vec<f64> = done_at.iter().map(|d| d.unwrap_or(converged)).collect();
+    lag.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    rep.note(format!(
+        "cluster: {n} daemons ({}), {} rows in {}-row transactions written on all peers at once in {write_secs:.2} s \
+         (plus an update of a shared row every 10th transaction); every peer had all rows {converged:.2} s after the last commit \
+         (first peer {:.2} s, median {:.2} s){}",
+        args.topology,
+        per_peer * n as u64,
+        batch,
+        lag[0],
+        lag[lag.len() / 2],
+        if identical { "; all tables identical" } else { "; WARNING: tables differ" }
+    ));
+    let mut gossip = 0;
+    let mut pages = 0;
+    for d in &ds {
+        let c = d.counters();
+        gossip += c.get("gossip_applied").copied().unwrap_or(0);
+        pages += c.get("catchup_pages_applied").copied().unwrap_or(0);
+    }
+    rep.note(format!("cluster counters (all peers): gossip changesets applied {gossip}, catch-up pages applied {pages}"));
+    if let (Some(x), Some(y)) = (bytes0, bytes1) {
+        let changes = (per_peer * n as u64 * 2) as f64; // id + v per row (n only in updates)
+        let per = (y - x) as f64 / changes / (n - 1) as f64;
+        rep.row(
+            format!("bytes on the wire per change per receiving peer, {n}-peer cluster"),
+            "—",
+            format!("{per:.1} B"),
+            None,
+        );
+        rep.note(format!(
+            "cluster bytes: {} bytes of TCP payload sent by all daemons for {changes:.0} changes reaching {} peers each",
+            y - x,
+            n - 1
+        ));
+    }
+    if run("idle") {
+        let refs: Vec<&Daemon> = ds.iter().collect();
+        idle(args, rep, &format!("{n} peers"), &refs);
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    if !args.daemon.exists() {
+        die(&format!("{} not found (run `make daemon`, or pass --daemon)", args.daemon.display()));
+    }
+    let root = std::env::temp_dir().join(format!("wavesyncd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("temp dir");
+    log(format!("working in {}", root.display()));
+    let only = args.only.clone();
+    let run = move |phase: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase));
+    let mut rep = Report::default();
+    let began = Instant::now();
+
+    if run("latency") || run("throughput") || (run("idle") && !run("cluster")) {
+        pair(&args, &root, &mut rep, &run);
+    }
+    if run("catchup") {
+        catchup(&args, &root, &mut rep);
+    }
+    if run("cluster") {
+        cluster(&args, &root, &mut rep, &run);
+    }
+
+    let host = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kb| format!("{:.0} GiB RAM", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut out = format!(
+        "\n### {date} — {}{}\n\nMachine: {} cores, {host}, {mem}; everything on 127.0.0.1 (daemons, writers and pollers \
+         share the cores). `wavesyncd-bench{}` ({:.0} s).\n\n| measure | target | measured | |\n|---|---|---|---|\n",
+        if args.quick { "quick run" } else { "full run" },
+        if args.changes != 1_000_000 && run("catchup") { format!(", catch-up scaled to {} changes", args.changes) } else { String::new() },
+        std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
+        std::env::args().skip(1).filter(|a| !a.starts_with("--append") && !a.ends_with(".md")).fold(String::new(), |s, a| s + " " + &a),
+        began.elapsed().as_secs_f64()
+    );
+    for r in &rep.rows {
+        out.push_str(&format!("| {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3]));
+    }
+    out.push('\n');
+    for n in &rep.notes {
+        out.push_str(&format!("- {n}\n"));
+    }
+    print!("{out}");
+    if let Some(path) = &args.append {
+        append_daemon_section(path, &out);
+        log(format!("appended to {}", path.display()));
+    }
+    if args.keep {
+        log(format!("kept {}", root.display()));
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+/// Adds `entry` at the end of the "## Daemon" section of `path` (created at the end of the
+/// file if missing), so entries of other benchmarks and of this one stay apart.
+fn append_daemon_section(path: &Path, entry: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let heading = "\n## Daemon\n";
+    let new = match text.find(heading) {
+        Some(at) => {
+            let body = at + heading.len();
+            let end = text[body..].find("\n## ").map(|i| body + i + 1).unwrap_or(text.len());
+            let (before, after) = text.split_at(end);
+            format!("{}{}\n{}", before.trim_end_matches('\n'), ensure_nl(entry), after)
+        }
+        None => format!(
+            "{}\n\n## Daemon\n\n`make bench-daemon` runs `wavesyncd-bench` (sync-daemon/examples/wavesyncd-bench.rs): real \
+             `wavesyncd` processes on 127.0.0.1 (`--no-mdns`, explicit `--peer`s), written to through rusqlite connections \
+             with the extension loaded, against the daemon targets of issue 5. `make bench-daemon BENCH_DAEMON_ARGS=--quick` \
+             is a run of under a minute.\n{}",
+            text.trim_end_matches('\n'),
+            ensure_nl(entry)
+        ),
+    };
+    std::fs::write(path, new).expect("write the benchmark file");
+}
+
+fn ensure_nl(s: &str) -> String {
+    if s.ends_with('\n') {
+        s.to_string()
+    } else {
+        format!("{s}\n")
+    }
+}
