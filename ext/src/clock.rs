@@ -5,9 +5,11 @@
 //! newest db_version as indexed columns, and every cell's clock packed into one blob.
 //! Blob layout: a sequence of entries, sorted by `cid` (0 = the row sentinel, `n` = the
 //! n-th tracked column), each six LEB128 varints:
-//! `cid, col_version, db_version, site_ord, origin_version', seq`
+//! `cid - previous cid, col_version, zigzag(db_version - previous db_version), site_ord,
+//! origin_version', zigzag(seq - previous seq)`
 //! where `origin_version'` is 0 when the origin version equals db_version (every local
-//! write) and `origin_version + 1` otherwise.
+//! write) and `origin_version + 1` otherwise. The deltas keep the cells of one write —
+//! same db_version, consecutive seqs — at one byte per field.
 
 use crate::varint;
 
@@ -31,33 +33,45 @@ pub struct RowClock {
     pub cells: Vec<(u32, Cell)>,
 }
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
 impl RowClock {
     pub fn decode(cl: i64, blob: &[u8]) -> Result<RowClock, String> {
         let mut pos = 0;
         let mut cells = Vec::with_capacity(8);
+        let (mut cid, mut db_version, mut seq) = (0u64, 0i64, 0i64);
+        let get = |pos: &mut usize| varint::get(blob, pos, "clock blob");
         while pos < blob.len() {
-            let cid = varint::get(blob, &mut pos, "clock blob")? as u32;
-            let col_version = varint::get(blob, &mut pos, "clock blob")? as i64;
-            let db_version = varint::get(blob, &mut pos, "clock blob")? as i64;
-            let site = varint::get(blob, &mut pos, "clock blob")? as i64;
-            let ov = varint::get(blob, &mut pos, "clock blob")?;
-            let seq = varint::get(blob, &mut pos, "clock blob")? as i64;
+            cid = cid.checked_add(get(&mut pos)?).filter(|c| *c <= u32::MAX as u64).ok_or("clock blob has a bad cid")?;
+            let col_version = get(&mut pos)? as i64;
+            db_version = db_version.wrapping_add(unzigzag(get(&mut pos)?));
+            let site = get(&mut pos)? as i64;
+            let ov = get(&mut pos)?;
+            seq = seq.wrapping_add(unzigzag(get(&mut pos)?));
             let origin_version = if ov == 0 { db_version } else { (ov - 1) as i64 };
-            cells.push((cid, Cell { col_version, db_version, site, origin_version, seq }));
+            cells.push((cid as u32, Cell { col_version, db_version, site, origin_version, seq }));
         }
         Ok(RowClock { cl, cells })
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.cells.len() * 8);
+        let mut out = Vec::with_capacity(self.cells.len() * 6);
+        let (mut prev_cid, mut prev_dbv, mut prev_seq) = (0u32, 0i64, 0i64);
         for (cid, c) in &self.cells {
-            varint::put(&mut out, *cid as u64);
+            varint::put(&mut out, (*cid - prev_cid) as u64);
             varint::put(&mut out, c.col_version as u64);
-            varint::put(&mut out, c.db_version as u64);
+            varint::put(&mut out, zigzag(c.db_version.wrapping_sub(prev_dbv)));
             varint::put(&mut out, c.site as u64);
             let ov = if c.origin_version == c.db_version { 0 } else { c.origin_version as u64 + 1 };
             varint::put(&mut out, ov);
-            varint::put(&mut out, c.seq as u64);
+            varint::put(&mut out, zigzag(c.seq.wrapping_sub(prev_seq)));
+            (prev_cid, prev_dbv, prev_seq) = (*cid, c.db_version, c.seq);
         }
         out
     }
