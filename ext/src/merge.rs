@@ -159,7 +159,11 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
                 exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([ch.val.clone()]))
             }
         })?;
-        st.put_clock(&t, &ch.pk, &rc)?;
+        if local.is_none() {
+            st.insert_new_clock(&t, &ch.pk, &rc)?;
+        } else {
+            st.put_clock(&t, &ch.pk, &rc)?;
+        }
         st.rows_impacted += 1;
         return Ok(());
     }
