@@ -91,7 +91,12 @@ pub struct RunArgs {
     /// Most change rows per catch-up response [default: 20000].
     #[arg(long, value_name = "ROWS")]
     pub page_rows: Option<u32>,
-    /// Milliseconds between checks for local commits [default: 5].
+    /// Milliseconds between checks for local commits while the database files are changing,
+    /// and always when they cannot be watched (no inotify: polling fallback) [default: 5].
     #[arg(long, value_name = "MS")]
     pub poll_ms: Option<u64>,
+    /// With a file watch: milliseconds between safety checks for local commits while no
+    /// file event arrives (missed events, writers the watch cannot see) [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub safety_poll_ms: Option<u64>,
 }

@@ -23,6 +23,7 @@ struct FileConfig {
     anti_entropy: Option<u64>,
     page_rows: Option<u32>,
     poll_ms: Option<u64>,
+    safety_poll_ms: Option<u64>,
 }
 
 /// Everything `run` needs, resolved.
@@ -38,6 +39,7 @@ pub struct Config {
     pub page_rows: u32,
     pub page_bytes: u32,
     pub poll: Duration,
+    pub safety_poll: Duration,
 }
 
 impl Config {
@@ -88,6 +90,7 @@ impl Config {
             page_rows,
             page_bytes: page_bytes(page_rows),
             poll: Duration::from_millis(args.poll_ms.or(file.poll_ms).unwrap_or(5).max(1)),
+            safety_poll: Duration::from_millis(args.safety_poll_ms.or(file.safety_poll_ms).unwrap_or(500).max(1)),
         })
     }
 }

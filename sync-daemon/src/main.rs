@@ -60,12 +60,12 @@ fn run(cfg: config::Config) -> Result<()> {
         counters.clone(),
     )?;
     let site = db.site();
-    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let poll = cfg.poll;
+    let (poll, safety_poll) = (cfg.poll, cfg.safety_poll);
     let db_thread = std::thread::Builder::new()
         .name("wavesyncd-db".into())
-        .spawn(move || db.run(cmd_rx, ev_tx, poll))
+        .spawn(move || db.run(cmd_rx, ev_tx, poll, safety_poll))
         .context("cannot start the database thread")?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()

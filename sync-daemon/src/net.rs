@@ -50,11 +50,11 @@ const REPLAY_WINDOW: usize = 65_536;
 /// The async side's handle on the database thread.
 #[derive(Clone)]
 pub struct DbHandle {
-    tx: std::sync::mpsc::Sender<Cmd>,
+    tx: crossbeam_channel::Sender<Cmd>,
 }
 
 impl DbHandle {
-    pub fn new(tx: std::sync::mpsc::Sender<Cmd>) -> Self {
+    pub fn new(tx: crossbeam_channel::Sender<Cmd>) -> Self {
         DbHandle { tx }
     }
 

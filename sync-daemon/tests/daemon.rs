@@ -348,3 +348,43 @@ fn reconnects_with_backoff_when_a_peer_comes_back() {
     wait_until("b reconnects and both converge", CONVERGE, || same_everywhere(&[&g.db("a"), &g.db("b")], 12));
     assert!(b.log().contains("cannot connect to peer"), "b never had to redial");
 }
+
+#[test]
+fn local_commits_are_noticed_from_file_events() {
+    // The safety poll and anti-entropy are pushed out of the test's reach: every commit
+    // below must be noticed from a file event on a's database (inotify on its directory).
+    let g = Group::new();
+    create_items(&g.db("a"));
+    create_items(&g.db("b"));
+    // a's daemon opens the database through a symlink in another directory: the watch is
+    // on the real file's directory, where SQLite keeps the -wal.
+    let link_dir = g.dir.path().join("link");
+    std::fs::create_dir(&link_dir).expect("mkdir");
+    let link = link_dir.join("a.db");
+    std::os::unix::fs::symlink(g.db("a"), &link).expect("symlink");
+    let slow = ["--safety-poll-ms", "600000", "--anti-entropy", "3600"];
+    let mut args: Vec<String> = vec!["run".into(), "--db".into(), link.display().to_string(), "--key-file".into(), g.key.display().to_string()];
+    args.extend(slow.iter().map(|s| s.to_string()));
+    let a = Daemon::spawn("a", link.clone(), g.dir.path(), args);
+    let b = g.start("b", &[&a], &slow);
+    wait_until("a and b are connected", CONVERGE, || b.status()["peers"].as_array().is_some_and(|p| !p.is_empty()));
+    let cb = app(&g.db("b"));
+    let seen = |id: i64| cb.query_row("SELECT count(*) FROM items WHERE id = ?1", [id], |r| r.get::<_, i64>(0)).expect("count") == 1;
+    let quick = Duration::from_secs(10);
+
+    let ca = app(&g.db("a"));
+    insert(&ca, 1, "first");
+    wait_until("the first commit reaches b", quick, || seen(1));
+    // A checkpoint that truncates the -wal to zero bytes: later commits write it again.
+    ca.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+    insert(&ca, 2, "after a truncating checkpoint");
+    wait_until("a commit after a truncating checkpoint reaches b", quick, || seen(2));
+    // A new app connection after the old one closed, a few commits in a row.
+    drop(ca);
+    let ca = app(&g.db("a"));
+    for id in 3..8 {
+        insert(&ca, id, "again");
+    }
+    wait_until("commits from a new connection reach b", quick, || (3..8).all(&seen));
+    assert!(a.log().contains("watching the database files"), "{}", a.log());
+}
