@@ -23,11 +23,10 @@ use crate::error::{fail, Result};
 use crate::merge::Change;
 use crate::schema::TableInfo;
 use crate::state::{SiteId, State};
-use crate::merge::{current_value, exec, silenced};
-use crate::value::{compare, Val};
+use crate::merge::{exec, silenced};
+use crate::value::Val;
 use crate::varint;
 use rusqlite::params_from_iter;
-use std::cmp::Ordering;
 use std::sync::atomic::AtomicBool;
 
 /// Cells with cid at or above BY hold the kept deletes; below are the tags.
@@ -285,25 +284,14 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
         if observed(&ds, cid).is_some_and(|o| (ch.col_version, ch.site_id) <= o) {
             return Ok(());
         }
+        // Ties of col_version go to the larger site id, never to the larger value: a delete
+        // removes the tags at or below what it observed in (col_version, site id) order, so
+        // the winner must be the largest tag in that same order. (With the value deciding,
+        // a replica holding the value-winner with the smaller site lost it to a delete that
+        // observed the other tag, while one that saw the delete first kept it.)
         let wins = match rc.get(cid).copied() {
             None => true,
-            Some(l) => match ch.col_version.cmp(&l.col_version) {
-                Ordering::Greater => true,
-                Ordering::Less => false,
-                Ordering::Equal => {
-                    let by_value = if cid == SENTINEL {
-                        Ordering::Equal
-                    } else {
-                        let cur = current_value(st, t, cid, pk)?;
-                        compare(ch.val.as_ref(), cur.as_ref())
-                    };
-                    match by_value {
-                        Ordering::Greater => true,
-                        Ordering::Less => false,
-                        Ordering::Equal => ch.site_id > st.site_of(l.site)?,
-                    }
-                }
-            },
+            Some(l) => (ch.col_version, ch.site_id) > tag_key(st, &l)?,
         };
         if !wins {
             return Ok(());
