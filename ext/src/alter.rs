@@ -98,7 +98,8 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
         )?;
     }
     let mut info = TableInfo::new(name.clone(), pks, columns, old.policy);
-    info.int_key = old.int_key; // the clock table keeps its layout unless the key changes
+    // The clock table keeps its layout unless the key changes (then it is made anew below).
+    info.int_key = if rekey { int_key } else { old.int_key };
     schema::create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
 

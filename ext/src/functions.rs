@@ -270,10 +270,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let n = t.pks.len();
         let coarse = ctx.len() == 1 + 2 * n; // between begin_alter and commit_alter
         if !coarse && ctx.len() != 1 + 2 * n + t.cols.len() {
-            return Err(fail(format!(
-                "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
-                t.name
-            )));
+            return Err(triggers_mismatch(&t));
         }
         let new_pk = pack_args(ctx, 1, n)?;
         let old_pk = pack_args(ctx, 1 + n, n)?;
@@ -284,7 +281,88 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         Ok(None)
     })?;
 
+    // The clock-writing triggers of delete_wins tables (schema::create_triggers): the
+    // statements run inside the trigger program; these compute what they write.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
+        table_for(&mut st, ctx)?;
+        Ok(true)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| Ok(sh.lock()?.next_db_version(0)?))?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_fresh_clock", 1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let tx = st.tx()?;
+        let (dbv, first) = (tx.db_version, tx.seq);
+        let rc = local::fresh_clock(&mut st, &t)?;
+        st.fresh_seqs = Some((dbv, first, st.tx()?.seq));
+        Ok(rc.encode())
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_bump_clock", -1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        if ctx.len() != 2 + t.cols.len() {
+            return Err(triggers_mismatch(&t));
+        }
+        let mut rc = clock_arg(ctx, 1)?;
+        let changed: Vec<bool> = (0..t.cols.len()).map(|i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0)).collect();
+        local::bump(&mut st, &t, &mut rc, &changed)?;
+        Ok(rc.encode())
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_tomb_clock", 1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let cl = int_arg(ctx, 0, "wavesync_tomb_clock")?;
+        let rc = local::tombstone(&mut st, crate::clock::RowClock { cl, cells: Vec::new() })?;
+        Ok(rc.encode())
+    })?;
+
+    // The insert trigger's fallback when the key already had a clock (a re-insert after a
+    // delete, or INSERT OR REPLACE): the seqs of the dropped fresh clock are reused.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_insert_existing", -1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        if let Some((dbv, first, next)) = st.fresh_seqs.take() {
+            let tx = st.tx()?;
+            if tx.db_version == dbv && tx.seq == next {
+                tx.seq = first;
+            }
+        }
+        local::after_insert(&mut st, &t, &pk)?;
+        Ok(None::<i64>)
+    })?;
+
     Ok(())
+}
+
+fn triggers_mismatch(t: &crate::schema::TableInfo) -> rusqlite::Error {
+    fail(format!(
+        "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
+        t.name
+    ))
+}
+
+/// A clock row's cells from a `clocks` argument (the causal length is not needed: the
+/// update trigger leaves the `cl` column as it is).
+fn clock_arg(ctx: &Context<'_>, i: usize) -> Result<crate::clock::RowClock> {
+    match ctx.get_raw(i) {
+        ValueRef::Blob(b) => crate::clock::RowClock::decode(1, b).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))),
+        _ => Err(fail("wavesync: corrupt clock row (clocks is not a blob)")),
+    }
 }
 
 fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {

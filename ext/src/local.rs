@@ -16,6 +16,41 @@ fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
     Ok(Cell { col_version, db_version: dbv, site: 0, origin_version: dbv, seq })
 }
 
+/// The clock of a row inserted under a key never seen before: every column at version 1.
+pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+    let dbv = st.next_db_version(0)?;
+    let mut fresh = RowClock { cl: 1, cells: Vec::with_capacity(t.cols.len() + 1) };
+    if t.cols.is_empty() {
+        fresh.cells.push((SENTINEL, local_cell(st, 1, dbv)?));
+    }
+    for &cid in &t.cids {
+        fresh.set(cid, local_cell(st, 1, dbv)?);
+    }
+    Ok(fresh)
+}
+
+/// A local update of the columns flagged in `changed`: each one's version goes up by one.
+pub fn bump(st: &mut State, t: &TableInfo, rc: &mut RowClock, changed: &[bool]) -> Result<()> {
+    let dbv = st.next_db_version(0)?;
+    for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
+        let cid = t.cids[i];
+        let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
+        rc.set(cid, local_cell(st, v, dbv)?);
+    }
+    Ok(())
+}
+
+/// A local delete: the causal length becomes even and only the sentinel is left.
+pub fn tombstone(st: &mut State, mut rc: RowClock) -> Result<RowClock> {
+    let dbv = st.next_db_version(0)?;
+    if rc.is_live() {
+        rc.cl += 1;
+    }
+    rc.cells.clear();
+    rc.set(SENTINEL, local_cell(st, rc.cl, dbv)?);
+    Ok(rc)
+}
+
 pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     if t.policy == DeletePolicy::AddWins {
         return addwins::local_insert(st, t, pk);
@@ -24,13 +59,7 @@ pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let ncols = t.cols.len();
     // Fast path: a key never seen before (the common case) needs no read of its clock.
     let seq_before = st.tx()?.seq;
-    let mut fresh = RowClock { cl: 1, cells: Vec::with_capacity(ncols + 1) };
-    if ncols == 0 {
-        fresh.set(SENTINEL, local_cell(st, 1, dbv)?);
-    }
-    for &cid in &t.cids {
-        fresh.set(cid, local_cell(st, 1, dbv)?);
-    }
+    let fresh = fresh_clock(st, t)?;
     if st.insert_new_clock(t, pk, &fresh)? {
         return Ok(());
     }
@@ -66,13 +95,8 @@ pub fn after_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     if t.policy == DeletePolicy::AddWins {
         return addwins::local_delete(st, t, pk);
     }
-    let dbv = st.next_db_version(0)?;
-    let mut rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
-    if rc.is_live() {
-        rc.cl += 1;
-    }
-    rc.cells.clear();
-    rc.set(SENTINEL, local_cell(st, rc.cl, dbv)?);
+    let rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
+    let rc = tombstone(st, rc)?;
     st.put_clock(t, pk, &rc)
 }
 
@@ -89,12 +113,7 @@ pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8],
     if t.policy == DeletePolicy::AddWins {
         return addwins::local_update(st, t, new_pk, changed);
     }
-    let dbv = st.next_db_version(0)?;
     let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
-    for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
-        let cid = t.cids[i];
-        let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
-        rc.set(cid, local_cell(st, v, dbv)?);
-    }
+    bump(st, t, &mut rc, changed)?;
     st.put_clock(t, new_pk, &rc)
 }

@@ -55,6 +55,10 @@ pub struct State {
     /// Origin versions this transaction started applying (their later rows are not
     /// "already applied"). Only ever prevents a skip, so a rolled-back entry is harmless.
     pub versions_in_tx: std::collections::HashSet<(i64, i64)>,
+    /// (db_version, first seq, next seq) of the last clock `wavesync_fresh_clock` made: the
+    /// insert trigger's INSERT OR IGNORE may drop it (the key had a clock), and the
+    /// fallback that follows at once then reuses those seqs.
+    pub fresh_seqs: Option<(i64, i64, i64)>,
 }
 
 // The connection handle is only used from the thread SQLite calls us on.
@@ -84,6 +88,7 @@ impl Shared {
                 has_horizon: None,
                 resync: false,
                 versions_in_tx: Default::default(),
+                fresh_seqs: None,
             }),
         }))
     }
@@ -152,6 +157,7 @@ impl State {
         self.merge_equal_values = None;
         self.has_horizon = None;
         self.versions_in_tx.clear();
+        self.fresh_seqs = None;
         // Ordinals added during the transaction may have been undone by a statement or
         // savepoint rollback that no hook reports: keep them only if their row committed.
         let tentative: Vec<(SiteId, i64)> =
@@ -384,7 +390,7 @@ impl State {
         if !self.tables_loaded {
             self.refresh_tables()?;
         }
-        if let Some(t) = self.tables.get(&name.to_lowercase()) {
+        if let Some(t) = self.tables.get(name).or_else(|| self.tables.get(&name.to_lowercase())) {
             return Ok(Some(t.clone()));
         }
         self.refresh_tables()?;
