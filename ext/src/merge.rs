@@ -12,7 +12,7 @@
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::pack;
-use crate::schema::{DeletePolicy, Status, TableInfo};
+use crate::schema::{DeletePolicy, Status};
 use crate::state::{SiteId, State};
 use crate::value::{compare, Val};
 use crate::vector;
@@ -48,15 +48,6 @@ pub(crate) fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> R
 pub(crate) fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
     st.conn.prepare_cached(sql)?.execute(params_from_iter(vals))?;
     Ok(())
-}
-
-pub(crate) fn current_value(st: &State, t: &TableInfo, cid: u32, pk: &[Val]) -> Result<Val> {
-    let mut stmt = st.conn.prepare_cached(&t.sql.select_col[t.pos(cid).unwrap_or_default()])?;
-    let mut rows = stmt.query(params_from_iter(pk.iter()))?;
-    Ok(match rows.next()? {
-        Some(r) => Val::from_ref(r.get_ref(0)?),
-        None => Val::Null,
-    })
 }
 
 enum Outcome {
@@ -138,7 +129,12 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     if t.policy == DeletePolicy::AddWins {
         return crate::addwins::merge(st, sync, &t, cid, &pk, ch, site);
     }
-    let local = st.get_clock(&t, &ch.pk)?;
+    // The column's current value comes with the clock: a tie of col_version needs it.
+    let (local, current) = if cid == SENTINEL {
+        (st.get_clock(&t, &ch.pk)?, Val::Null)
+    } else {
+        st.get_clock_and_value(&t, &ch.pk, &pk, cid, ch.col_version)?
+    };
     let local_cl = local.as_ref().map_or(0, |r| r.cl);
     if ch.cl < local_cl {
         return Ok(());
@@ -186,7 +182,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
                 let by_value = if cid == SENTINEL {
                     Ordering::Equal
                 } else {
-                    compare(ch.val.as_ref(), current_value(st, &t, cid, &pk)?.as_ref())
+                    compare(ch.val.as_ref(), current.as_ref())
                 };
                 match by_value {
                     Ordering::Greater => Outcome::Value,

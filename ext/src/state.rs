@@ -59,6 +59,9 @@ pub struct State {
     /// insert trigger's INSERT OR IGNORE may drop it (the key had a clock), and the
     /// fallback that follows at once then reuses those seqs.
     pub fresh_seqs: Option<(i64, i64, i64)>,
+    /// This transaction added a row to wavesync_sites (until then every row found there
+    /// is committed: only this connection's open transaction could hold an uncommitted one).
+    sites_added_in_tx: bool,
 }
 
 // The connection handle is only used from the thread SQLite calls us on.
@@ -89,6 +92,7 @@ impl Shared {
                 resync: false,
                 versions_in_tx: Default::default(),
                 fresh_seqs: None,
+                sites_added_in_tx: false,
             }),
         }))
     }
@@ -158,6 +162,7 @@ impl State {
         self.has_horizon = None;
         self.versions_in_tx.clear();
         self.fresh_seqs = None;
+        self.sites_added_in_tx = false;
         // Ordinals added during the transaction may have been undone by a statement or
         // savepoint rollback that no hook reports: keep them only if their row committed.
         let tentative: Vec<(SiteId, i64)> =
@@ -330,14 +335,16 @@ impl State {
                     .prepare_cached("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?
                     .execute([&site[..]])?;
                 let o = self.conn.last_insert_rowid();
+                self.sites_added_in_tx = true;
                 self.sites.insert(*site, (o, false));
                 self.ords.insert(o, *site);
                 return Ok(Some(o));
             }
             None => return Ok(None),
         };
-        // Found inside a transaction, the row may be this transaction's own: confirm at its end.
-        let committed = self.tx.is_none();
+        // Found inside a transaction that added sites, the row may be one of them (and a
+        // statement rollback may take it back): confirm at the transaction's end.
+        let committed = self.tx.is_none() || !self.sites_added_in_tx;
         self.sites.insert(*site, (ord, committed));
         self.ords.insert(ord, *site);
         Ok(Some(ord))
@@ -460,6 +467,32 @@ impl State {
                 let cl: i64 = r.get(0)?;
                 let blob = r.get_ref(1)?.as_blob().map_err(|_| fail("wavesync: malformed clock row"))?;
                 RowClock::decode(cl, blob).map(Some).map_err(|e| fail(format!("wavesync: {e}")))
+            }
+        }
+    }
+
+    /// The clock of a row and, when its cell `cid` is at `col_version` (a tie the value
+    /// decides), the current value of that column (NULL otherwise, or without a base row).
+    pub fn get_clock_and_value(
+        &self,
+        t: &TableInfo,
+        pk: &[u8],
+        key: &[crate::value::Val],
+        cid: u32,
+        col_version: i64,
+    ) -> Result<(Option<RowClock>, crate::value::Val)> {
+        use crate::value::Val;
+        let pos = t.pos(cid).ok_or_else(|| fail(format!("wavesync: column {cid} of '{}' is gone", t.name)))?;
+        let mut stmt = self.conn.prepare_cached(&t.sql.clock_and_col[pos])?;
+        let params = key.iter().cloned().chain([t.key(pk)?, Val::Int(cid as i64), Val::Int(col_version)]);
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        match rows.next()? {
+            None => Ok((None, crate::value::Val::Null)),
+            Some(r) => {
+                let cl: i64 = r.get(0)?;
+                let blob = r.get_ref(1)?.as_blob().map_err(|_| fail("wavesync: malformed clock row"))?;
+                let rc = RowClock::decode(cl, blob).map_err(|e| fail(format!("wavesync: {e}")))?;
+                Ok((Some(rc), crate::value::Val::from_ref(r.get_ref(2)?)))
             }
         }
     }
