@@ -250,7 +250,7 @@ fn decode_observed(blob: &[u8]) -> Result<Vec<(String, i64, SiteId)>, String> {
 /// the surviving values (other columns take their default, as after a fresh insert).
 fn rebuild_base(st: &State, sync: &AtomicBool, t: &TableInfo, pk: &[Val], rc: &RowClock) -> Result<()> {
     let values: Vec<(usize, Val)> = {
-        let mut stmt = st.conn.prepare_cached(&t.sql.select_row)?;
+        let mut stmt = st.stmt(&t.sql.select_row)?;
         let mut rows = stmt.query(params_from_iter(pk.iter()))?;
         match rows.next()? {
             Some(r) if !t.cols.is_empty() => (0..t.cols.len())

@@ -92,7 +92,7 @@ impl Drop for ChangesTab {
     /// statements wavesync cached on this connection must be gone by then.
     fn drop(&mut self) {
         if let Ok(st) = self.shared.lock() {
-            st.conn.flush_prepared_statement_cache();
+            st.flush_statements();
         }
     }
 }
@@ -405,7 +405,7 @@ fn emit(
     let mut values: Option<Vec<Val>> = None;
     if rc.is_live() && rc.cells.iter().any(|(cid, _)| *cid != SENTINEL) {
         let keys = crate::pack::unpack(&pk).map_err(|e| fail(format!("wavesync: corrupt clock key: {e}")))?;
-        let mut stmt = st.conn.prepare_cached(&t.sql.select_row)?;
+        let mut stmt = st.stmt(&t.sql.select_row)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(keys.iter()))?;
         if let Some(r) = rows.next()? {
             values = Some((0..t.cols.len()).map(|i| r.get_ref(i).map(Val::from_ref)).collect::<Result<_, _>>()?);
@@ -476,7 +476,7 @@ impl ChangesCursor {
                     true
                 }
                 Walk::All { after } => {
-                    let mut stmt = st.conn.prepare_cached(&t.sql.scan_pk)?;
+                    let mut stmt = st.stmt(&t.sql.scan_pk)?;
                     let mut rows = stmt.query(params![t.key_after(after)?, PAGE])?;
                     while let Some(r) = rows.next()? {
                         let pk = t.packed(r.get_ref(0)?)?;
@@ -491,7 +491,7 @@ impl ChangesCursor {
                 Walk::Versions { after, .. } => {
                     // First the rest of the current version, then the versions after it.
                     for (sql, same) in [(&t.sql.scan_dbv_same, true), (&t.sql.scan_dbv_next, false)] {
-                        let mut stmt = st.conn.prepare_cached(sql)?;
+                        let mut stmt = st.stmt(sql)?;
                         let mut rows = if same {
                             stmt.query(params![after.0, t.key_after(&after.1)?, PAGE])?
                         } else {

@@ -186,7 +186,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "finalize", 0, utf8, true, move |_ctx| {
         let mut st = sh.lock()?;
         st.atomically(alter::cleanup_dropped)?;
-        st.conn.flush_prepared_statement_cache();
+        st.flush_statements();
         Ok("OK")
     })?;
 

@@ -17,6 +17,7 @@ pub mod missing;
 pub mod pack;
 pub mod schema;
 pub mod state;
+pub mod stmts;
 pub mod value;
 pub mod varint;
 pub mod vector;

@@ -46,7 +46,7 @@ pub(crate) fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> R
 }
 
 pub(crate) fn exec(st: &State, sql: &str, vals: impl Iterator<Item = Val>) -> Result<()> {
-    st.conn.prepare_cached(sql)?.execute(params_from_iter(vals))?;
+    st.stmt(sql)?.execute(params_from_iter(vals))?;
     Ok(())
 }
 
@@ -214,8 +214,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
 /// offering it until then.
 fn keep_pending(st: &mut State, ch: &Change) -> Result<()> {
     st.tx()?;
-    st.conn
-        .prepare_cached(
+    st.stmt(
             "INSERT OR IGNORE INTO wavesync_pending (tbl, pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(rusqlite::params![

@@ -35,6 +35,8 @@ pub struct Tx {
 
 pub struct State {
     pub conn: Connection,
+    /// The statements of the hot paths (merges, reads, site and vector lookups).
+    pub stmts: crate::stmts::Stmts,
     site_id: Option<SiteId>,
     /// site id -> (ordinal, committed?). Uncommitted ordinals are re-checked before use,
     /// because a statement rollback can undo their insert without any hook telling us.
@@ -77,6 +79,7 @@ impl Shared {
             rollbacks: AtomicU64::new(0),
             state: Mutex::new(State {
                 conn,
+                stmts: Default::default(),
                 site_id: None,
                 sites: HashMap::new(),
                 ords: HashMap::new(),
@@ -154,7 +157,25 @@ CREATE UNIQUE INDEX IF NOT EXISTS wavesync_pending_once ON wavesync_pending (tbl
 /// Settings of `wavesync_config_set`, stored in wavesync_meta as `config:<name>`.
 pub const CONFIG_KEYS: &[&str] = &["merge-equal-values"];
 
+impl Drop for State {
+    /// Kept statements go before the connection handle they borrow.
+    fn drop(&mut self) {
+        self.stmts.clear();
+    }
+}
+
 impl State {
+    /// A kept prepared statement for `sql` (see stmts.rs).
+    pub fn stmt(&self, sql: &str) -> Result<crate::stmts::Stmt<'_>> {
+        self.stmts.get(&self.conn, sql)
+    }
+
+    /// Finalizes every prepared statement wavesync holds on this connection.
+    pub fn flush_statements(&self) {
+        self.stmts.clear();
+        self.conn.flush_prepared_statement_cache();
+    }
+
     fn end_transaction(&mut self, rolled_back: bool) {
         self.tx = None;
         self.rows_impacted = 0;
@@ -170,8 +191,7 @@ impl State {
         for (site, ord) in tentative {
             let kept = !rolled_back
                 && self
-                    .conn
-                    .prepare_cached("SELECT 1 FROM wavesync_sites WHERE site_id = ?1 AND ord = ?2")
+                    .stmt("SELECT 1 FROM wavesync_sites WHERE site_id = ?1 AND ord = ?2")
                     .and_then(|mut s| s.exists(rusqlite::params![&site[..], ord]))
                     .unwrap_or(false);
             if kept {
@@ -202,8 +222,7 @@ impl State {
             return Ok(v);
         }
         let v: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'config:merge-equal-values'")?
+            .stmt("SELECT value FROM wavesync_meta WHERE key = 'config:merge-equal-values'")?
             .query_row([], |r| r.get(0))
             .optional()?;
         let v = v.unwrap_or(1) != 0;
@@ -217,8 +236,7 @@ impl State {
             return Ok(h);
         }
         let h = self
-            .conn
-            .prepare_cached("SELECT 1 FROM wavesync_meta WHERE key = 'compact_horizon'")?
+            .stmt("SELECT 1 FROM wavesync_meta WHERE key = 'compact_horizon'")?
             .exists([])?;
         self.has_horizon = Some(h);
         Ok(h)
@@ -271,8 +289,7 @@ impl State {
 
     pub fn meta_exists(&self) -> Result<bool> {
         self
-            .conn
-            .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?
+            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?
             .exists([])
     }
 
@@ -282,15 +299,13 @@ impl State {
             return Ok(());
         }
         let newest_present = self
-            .conn
-            .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_pending'")?
+            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_pending'")?
             .exists([])?;
         if !newest_present {
             self.conn.execute_batch(META_TABLES)?;
         }
         let existing: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT site_id FROM wavesync_sites WHERE ord = 0")?
+            .stmt("SELECT site_id FROM wavesync_sites WHERE ord = 0")?
             .query_row([], |r| r.get(0))
             .optional()?;
         let id = match existing {
@@ -324,15 +339,13 @@ impl State {
         // Unknown, or added in this transaction and possibly rolled back since: ask the table.
         self.forget_site(site);
         let found: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT ord FROM wavesync_sites WHERE site_id = ?1")?
+            .stmt("SELECT ord FROM wavesync_sites WHERE site_id = ?1")?
             .query_row([&site[..]], |r| r.get(0))
             .optional()?;
         let ord = match found {
             Some(o) => o,
             None if create => {
-                self.conn
-                    .prepare_cached("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?
+                self.stmt("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?
                     .execute([&site[..]])?;
                 let o = self.conn.last_insert_rowid();
                 self.sites_added_in_tx = true;
@@ -358,8 +371,7 @@ impl State {
             return Ok(*s);
         }
         let b: Vec<u8> = self
-            .conn
-            .prepare_cached("SELECT site_id FROM wavesync_sites WHERE ord = ?1")?
+            .stmt("SELECT site_id FROM wavesync_sites WHERE ord = ?1")?
             .query_row([ord], |r| r.get(0))
             .optional()?
             .ok_or_else(|| fail(format!("wavesync: unknown site ordinal {ord} in a clock")))?;
@@ -373,7 +385,7 @@ impl State {
     }
 
     fn refresh_tables(&mut self) -> Result<()> {
-        let sv: i64 = self.conn.prepare_cached("PRAGMA main.schema_version")?.query_row([], |r| r.get(0))?;
+        let sv: i64 = self.stmt("PRAGMA main.schema_version")?.query_row([], |r| r.get(0))?;
         if self.tables_loaded && sv == self.schema_version {
             return Ok(());
         }
@@ -428,7 +440,7 @@ impl State {
             sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));
         }
         sql.push(')');
-        let v: i64 = self.conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+        let v: i64 = self.stmt(&sql)?.query_row([], |r| r.get(0))?;
         Ok(v)
     }
 
@@ -459,7 +471,7 @@ impl State {
     }
 
     pub fn get_clock(&self, t: &TableInfo, pk: &[u8]) -> Result<Option<RowClock>> {
-        let mut stmt = self.conn.prepare_cached(&t.sql.get_clock)?;
+        let mut stmt = self.stmt(&t.sql.get_clock)?;
         let mut rows = stmt.query([t.key(pk)?])?;
         match rows.next()? {
             None => Ok(None),
@@ -483,7 +495,7 @@ impl State {
     ) -> Result<(Option<RowClock>, crate::value::Val)> {
         use crate::value::Val;
         let pos = t.pos(cid).ok_or_else(|| fail(format!("wavesync: column {cid} of '{}' is gone", t.name)))?;
-        let mut stmt = self.conn.prepare_cached(&t.sql.clock_and_col[pos])?;
+        let mut stmt = self.stmt(&t.sql.clock_and_col[pos])?;
         let params = key.iter().cloned().chain([t.key(pk)?, Val::Int(cid as i64), Val::Int(col_version)]);
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         match rows.next()? {
@@ -513,8 +525,8 @@ impl State {
     /// Writes a row's clock (updating it in place when the row has one).
     pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
         let args = params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()];
-        if self.conn.prepare_cached(&t.sql.update_clock)?.execute(args)? == 0 {
-            self.conn.prepare_cached(&t.sql.insert_clock)?.execute(args)?;
+        if self.stmt(&t.sql.update_clock)?.execute(args)? == 0 {
+            self.stmt(&t.sql.insert_clock)?.execute(args)?;
         }
         Ok(())
     }
@@ -522,8 +534,7 @@ impl State {
     /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
     pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
         let n = self
-            .conn
-            .prepare_cached(&t.sql.insert_clock)?
+            .stmt(&t.sql.insert_clock)?
             .execute(params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()])?;
         Ok(n == 1)
     }

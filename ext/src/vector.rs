@@ -38,9 +38,7 @@ pub fn mark_applied(st: &mut State, site: i64, site_id: &SiteId, start: i64, end
     if site == 0 {
         return Ok(());
     }
-    let held: Vec<i64> = st
-        .conn
-        .prepare_cached(
+    let held: Vec<i64> = st.stmt(
             "SELECT DISTINCT origin_version FROM wavesync_pending WHERE site_id = ?1 AND origin_version BETWEEN ?2 AND ?3 ORDER BY 1",
         )?
         .query_map(rusqlite::params![&site_id[..], start, end], |r| r.get(0))?
@@ -60,9 +58,7 @@ pub fn mark_applied(st: &mut State, site: i64, site_id: &SiteId, start: i64, end
 
 /// Whether version `v` of site ordinal `site` is marked applied.
 pub fn contains(st: &State, site: i64, v: i64) -> Result<bool> {
-    let last: Option<i64> = st
-        .conn
-        .prepare_cached("SELECT last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+    let last: Option<i64> = st.stmt("SELECT last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
         .query_row(rusqlite::params![site, v], |r| r.get(0))
         .optional()?;
     Ok(last.is_some_and(|l| l >= v))
@@ -70,16 +66,13 @@ pub fn contains(st: &State, site: i64, v: i64) -> Result<bool> {
 
 /// Takes version `v` of site ordinal `site` out of the vector (splitting its run).
 pub fn remove_version(st: &mut State, site: i64, v: i64) -> Result<()> {
-    let run: Option<(i64, i64)> = st
-        .conn
-        .prepare_cached("SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+    let run: Option<(i64, i64)> = st.stmt("SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
         .query_row(rusqlite::params![site, v], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((s, l)) = run.filter(|(_, l)| *l >= v) else { return Ok(()) };
-    st.conn
-        .prepare_cached("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?
+    st.stmt("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?
         .execute(rusqlite::params![site, s])?;
-    let mut ins = st.conn.prepare_cached("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?;
+    let mut ins = st.stmt("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?;
     if s < v {
         ins.execute(rusqlite::params![site, s, v - 1])?;
     }
@@ -100,7 +93,7 @@ fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
     let mut merged = (start, end);
     let mut absorbed = Vec::new();
     {
-        let mut stmt = st.conn.prepare_cached(
+        let mut stmt = st.stmt(
             "SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC",
         )?;
         let mut rows = stmt.query(rusqlite::params![site, end + 1])?;
@@ -116,12 +109,11 @@ fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
             absorbed.push(s);
         }
     }
-    let mut del = st.conn.prepare_cached("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?;
+    let mut del = st.stmt("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?;
     for s in absorbed {
         del.execute(rusqlite::params![site, s])?;
     }
-    st.conn
-        .prepare_cached("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?
+    st.stmt("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?
         .execute(rusqlite::params![site, merged.0, merged.1])?;
     Ok(())
 }
@@ -132,9 +124,7 @@ pub fn load(st: &mut State) -> Result<Vector> {
     if !st.meta_exists()? {
         return Ok(v);
     }
-    let rows: Vec<(Vec<u8>, i64, i64)> = st
-        .conn
-        .prepare_cached(
+    let rows: Vec<(Vec<u8>, i64, i64)> = st.stmt(
             "SELECT s.site_id, v.start, v.last FROM wavesync_vector v JOIN wavesync_sites s ON s.ord = v.site_ord ORDER BY v.site_ord, v.start",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
