@@ -37,7 +37,11 @@ const PARTIAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound of the memory held by incomplete chunked changesets.
 const PARTIAL_MAX_BYTES: usize = 512 * 1024 * 1024;
 /// Wait before a catch-up for a gap seen in gossip (the missing message may still come).
-const GAP_DELAY: Duration = Duration::from_secs(2);
+const GAP_DELAY: Duration = Duration::from_millis(500);
+/// How often gaps due for a catch-up and the end of a gossip burst are looked for.
+const QUICK_TICK: Duration = Duration::from_millis(250);
+/// Gossip quiet for this long after a burst: one catch-up round with every peer.
+const SETTLE_QUIET: Duration = Duration::from_millis(500);
 const REDIAL_MIN: Duration = Duration::from_secs(1);
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 /// Nonces of the most recent authentic gossip messages remembered to drop replays
@@ -172,6 +176,21 @@ pub fn load_identity(path: &Path) -> Result<Keypair> {
     Ok(kp)
 }
 
+/// Gossip message ids: a hash of the content (unique: every body carries a random nonce),
+/// and of author and sequence number when a sender still signs.
+pub fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut h = blake3::Hasher::new();
+    if let Some(src) = &m.source {
+        h.update(&src.to_bytes());
+    }
+    if let Some(seq) = m.sequence_number {
+        h.update(&seq.to_be_bytes());
+    }
+    h.update(m.topic.as_str().as_bytes());
+    h.update(&m.data);
+    gossipsub::MessageId::from(&h.finalize().as_bytes()[..20])
+}
+
 fn build_swarm(cfg: &Config, identity: Keypair) -> Result<Swarm<Behaviour>> {
     let mdns_on = cfg.mdns;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
@@ -181,13 +200,19 @@ fn build_swarm(cfg: &Config, identity: Keypair) -> Result<Swarm<Behaviour>> {
             let gcfg = gossipsub::ConfigBuilder::default()
                 // Our chunks stay below MAX_GOSSIP_BYTES; leave room for gossipsub's framing.
                 .max_transmit_size(wire::MAX_GOSSIP_BYTES + 64 * 1024)
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Messages are not signed by gossipsub: every body is already encrypted and
+                // MACed with the group key (wire.rs) and checked before it is forwarded, and an
+                // ed25519 signature plus its check per message was the largest CPU cost of a
+                // busy 10-peer cluster. Signed messages (older daemons) are still accepted and
+                // checked; they keep author and sequence number, so their ids differ.
+                .validation_mode(gossipsub::ValidationMode::Permissive)
+                .message_id_fn(message_id)
                 // We validate (MAC, decode) before gossipsub forwards anything.
                 .validate_messages()
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()
                 .map_err(|e| format!("gossipsub config: {e}"))?;
-            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)?;
+            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gcfg)?;
             let catchup = request_response::Behaviour::with_codec(
                 CatchupCodec,
                 [(CATCHUP_PROTOCOL, ProtocolSupport::Full)],
@@ -290,6 +315,11 @@ struct Node {
     /// the OS at the first quiet tick after it (see `release_memory`).
     activity: u64,
     trim_due: bool,
+    /// Gossip received as of the last housekeeping tick, and whether some arrived since the
+    /// last catch-up round: the first quiet tick after a burst runs one (see `housekeeping`).
+    gossip_at_tick: u64,
+    gossip_changed: Instant,
+    settle_due: bool,
 }
 
 pub async fn run(
@@ -337,6 +367,9 @@ pub async fn run(
         tty: std::io::stderr().is_terminal(),
         activity: 0,
         trim_due: false,
+        gossip_at_tick: 0,
+        gossip_changed: Instant::now(),
+        settle_due: false,
         cfg,
     };
     node.redial();
@@ -344,6 +377,8 @@ pub async fn run(
     let mut anti_entropy = tokio::time::interval(node.cfg.anti_entropy);
     anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    let mut quick = tokio::time::interval(QUICK_TICK);
+    quick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -352,6 +387,7 @@ pub async fn run(
             Some(msg) = internal_rx.recv() => node.on_internal(msg),
             _ = anti_entropy.tick() => node.catchup_all(),
             _ = housekeeping.tick() => node.housekeeping(),
+            _ = quick.tick() => node.quick_tick(),
             _ = tokio::signal::ctrl_c() => { info!("interrupted, stopping"); break; }
             _ = sigterm.recv() => { info!("terminated, stopping"); break; }
         }
@@ -472,6 +508,38 @@ impl Node {
         }
     }
 
+    /// Catch-ups that cannot wait for the next anti-entropy round: gaps seen in gossip, and
+    /// the end of a burst.
+    fn quick_tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.gap_due.is_some_and(|t| now >= t))
+            .map(|(id, p)| {
+                p.gap_due = None;
+                *id
+            })
+            .collect();
+        for peer in due {
+            debug!(%peer, "catch-up for a gap in gossip");
+            self.start_catchup(peer);
+        }
+        let gossip = self.counters.gossip_received.load(Ordering::Relaxed);
+        // A burst of gossip just ended: ask every peer for what is still missing now rather
+        // than at the next anti-entropy round. A message lost at the end of a burst leaves
+        // no later message to reveal the gap, and gossipsub drops under load.
+        if gossip != self.gossip_at_tick {
+            self.gossip_at_tick = gossip;
+            self.gossip_changed = now;
+            self.settle_due = true;
+        } else if self.settle_due && now.duration_since(self.gossip_changed) >= SETTLE_QUIET {
+            self.settle_due = false;
+            debug!("gossip went quiet: catch-up round");
+            self.catchup_all();
+        }
+    }
+
     fn housekeeping(&mut self) {
         self.redial();
         // Drop incomplete changesets that stopped arriving; catch-up fetches them.
@@ -485,19 +553,6 @@ impl Node {
                 warn!(site = %hex::encode(k.0), version = k.1, have = p.have, of = p.parts.len(), "dropped an incomplete changeset");
                 self.schedule_gap(p.from);
             }
-        }
-        let due: Vec<PeerId> = self
-            .peers
-            .iter_mut()
-            .filter(|(_, p)| p.gap_due.is_some_and(|t| now >= t))
-            .map(|(id, p)| {
-                p.gap_due = None;
-                *id
-            })
-            .collect();
-        for peer in due {
-            debug!(%peer, "catch-up for a gap in gossip");
-            self.start_catchup(peer);
         }
         // After a burst of traffic, give the freed heap back once things are quiet.
         let c = self.counters.snapshot();

@@ -64,6 +64,19 @@ fn frame(b: &[u8]) -> Vec<u8> {
     f
 }
 
+fn content_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut h = blake3::Hasher::new();
+    if let Some(src) = &m.source {
+        h.update(&src.to_bytes());
+    }
+    if let Some(seq) = m.sequence_number {
+        h.update(&seq.to_be_bytes());
+    }
+    h.update(m.topic.as_str().as_bytes());
+    h.update(&m.data);
+    gossipsub::MessageId::from(&h.finalize().as_bytes()[..20])
+}
+
 fn hostile_swarm() -> Swarm<Hostile> {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
@@ -72,7 +85,9 @@ fn hostile_swarm() -> Swarm<Hostile> {
         .with_behaviour(|key| {
             let cfg = gossipsub::ConfigBuilder::default()
                 .max_transmit_size(3 * 1024 * 1024) // so that it can send oversized messages
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Like wavesyncd: accept unsigned messages, ids from the content.
+                .validation_mode(gossipsub::ValidationMode::None)
+                .message_id_fn(content_id)
                 .heartbeat_interval(Duration::from_millis(700))
                 .build()
                 .expect("gossipsub config");
