@@ -10,7 +10,8 @@ use crate::clock::RowClock;
 use crate::error::{fail, ident, Result};
 use crate::schema::TableInfo;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
-use std::collections::HashMap;
+// foldhash: these maps are looked up on every change a merge applies (SipHash was 3% of it).
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,7 +57,7 @@ pub struct State {
     pub resync: bool,
     /// Origin versions this transaction started applying (their later rows are not
     /// "already applied"). Only ever prevents a skip, so a rolled-back entry is harmless.
-    pub versions_in_tx: std::collections::HashSet<(i64, i64)>,
+    pub versions_in_tx: HashSet<(i64, i64)>,
     /// (db_version, first seq, next seq) of the last clock `wavesync_fresh_clock` made: the
     /// insert trigger's INSERT OR IGNORE may drop it (the key had a clock), and the
     /// fallback that follows at once then reuses those seqs.
@@ -496,8 +497,13 @@ impl State {
         use crate::value::Val;
         let pos = t.pos(cid).ok_or_else(|| fail(format!("wavesync: column {cid} of '{}' is gone", t.name)))?;
         let mut stmt = self.stmt(&t.sql.clock_and_col[pos])?;
-        let params = key.iter().cloned().chain([t.key(pk)?, Val::Int(cid as i64), Val::Int(col_version)]);
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        // The clock key of an INTEGER PRIMARY KEY table is that integer: no need to unpack `pk`.
+        let clock_key = match key {
+            [Val::Int(i)] if t.int_key => Val::Int(*i),
+            _ => t.key(pk)?,
+        };
+        let extra = [clock_key, Val::Int(cid as i64), Val::Int(col_version)];
+        let mut rows = stmt.query(rusqlite::params_from_iter(key.iter().chain(extra.iter())))?;
         match rows.next()? {
             None => Ok((None, crate::value::Val::Null)),
             Some(r) => {
