@@ -80,7 +80,8 @@ impl RowClock {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.cells.len() * 6);
+        // Six varints per cell, most of one byte; room for a few longer ones (seq, versions).
+        let mut out = Vec::with_capacity(self.cells.len() * 6 + 16);
         let (mut prev_cid, mut prev_dbv, mut prev_seq) = (0u32, 0i64, 0i64);
         for (cid, c) in &self.cells {
             varint::put(&mut out, (*cid - prev_cid) as u64);

@@ -372,8 +372,12 @@ fn clock_arg(ctx: &Context<'_>, i: usize) -> Result<crate::clock::RowClock> {
 }
 
 fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {
-    let name = text_arg(ctx, 0, "wavesync trigger")?;
-    let t = st.table(&name)?.ok_or_else(|| {
+    // Borrowed, not copied: triggers call this for every row they record.
+    let name = match ctx.get_raw(0) {
+        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|_| fail("wavesync trigger: argument 1 must be UTF-8 text"))?,
+        _ => return Err(fail("wavesync trigger: argument 1 must be text")),
+    };
+    let t = st.table(name)?.ok_or_else(|| {
         fail(format!("wavesync: '{name}' has wavesync triggers but is not a CRR; drop its __wavesync_ triggers or run wavesync_as_crr('{name}')"))
     })?;
     t.check_usable()?;
