@@ -164,7 +164,9 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         return Ok(());
     }
 
+    let existed = local.is_some();
     let mut rc = local.unwrap_or_default();
+    let stored_dbv = rc.max_db_version();
     let outcome = match rc.get(cid).copied() {
         _ if cid != SENTINEL && !rc.is_live() => Outcome::Lose,
         None => {
@@ -203,7 +205,11 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     let dbv = st.next_db_version(ch.db_version)?;
     rc.cl = ch.cl;
     rc.set(cid, incoming(dbv));
-    st.put_clock(&t, &ch.pk, &rc)?;
+    // Another change of a row this transaction already wrote: the row's version is the same.
+    let in_place = existed && rc.max_db_version() == stored_dbv && st.rewrite_clock(&t, &ch.pk, &rc)?;
+    if !in_place {
+        st.put_clock(&t, &ch.pk, &rc)?;
+    }
     st.rows_impacted += 1;
     Ok(())
 }

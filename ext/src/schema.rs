@@ -39,6 +39,8 @@ pub struct TableSql {
     /// Insert of a new clock row; does nothing if the row exists (the caller then updates).
     pub insert_clock: String,
     pub update_clock: String,
+    /// Rewrites a clock row's cells keeping its db_version (so its index entry is left alone).
+    pub update_clock_cells: String,
     /// All tracked columns of one row, by primary key.
     pub select_row: String,
     /// A row's clock and the current value of one tracked column (by position), the value
@@ -108,6 +110,7 @@ impl TableInfo {
             get_clock: format!("SELECT cl, clocks FROM {c} WHERE pk = ?1"),
             insert_clock: format!("INSERT INTO {c} (pk, cl, db_version, clocks) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"),
             update_clock: format!("UPDATE {c} SET cl = ?2, db_version = ?3, clocks = ?4 WHERE pk = ?1"),
+            update_clock_cells: format!("UPDATE {c} SET cl = ?2, clocks = ?3 WHERE pk = ?1"),
             select_row: if cols.is_empty() {
                 format!("SELECT 1 FROM {t} WHERE {pk_where}")
             } else {

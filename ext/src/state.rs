@@ -537,6 +537,14 @@ impl State {
         Ok(())
     }
 
+    /// Rewrites the clock of a row that has one and whose newest db_version (`rc`'s) is the
+    /// one stored: SQLite maintains only the indexes of assigned columns, so the db_version
+    /// index entry stays untouched. False (nothing written) if the row has no clock.
+    pub fn rewrite_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
+        let n = self.stmt(&t.sql.update_clock_cells)?.execute(params![t.key(pk)?, rc.cl, rc.encode()])?;
+        Ok(n == 1)
+    }
+
     /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
     pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
         let n = self
