@@ -223,7 +223,7 @@ pub fn replay_pending(st: &mut State, sync: &AtomicBool, table: &str) -> Result<
             seq,
             origin_version,
         };
-        merge(st, sync, &ch)?;
+        merge(st, sync, &ch, false)?;
     }
     Ok(())
 }

@@ -15,13 +15,13 @@ use crate::state::{Shared, SiteId, State};
 use crate::value::Val;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::vtab::{
-    sqlite3_vtab, sqlite3_vtab_cursor, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, Inserts, UpdateVTab,
-    Updates, VTab, VTabConnection, VTabCursor, VTabKind,
+    sqlite3_vtab, sqlite3_vtab_cursor, update_module_with_tx, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo,
+    Inserts, Module, TransactionVTab, UpdateVTab, Updates, VTab, VTabConnection, VTabCursor, VTabKind,
 };
-use rusqlite::params;
+use rusqlite::{ffi, params};
 use std::collections::VecDeque;
 use std::os::raw::c_int;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub const SCHEMA: &str = "CREATE TABLE x(\"table\" TEXT NOT NULL, pk BLOB NOT NULL, cid TEXT NOT NULL, val ANY, col_version INTEGER NOT NULL, db_version INTEGER NOT NULL, site_id BLOB, cl INTEGER NOT NULL, seq INTEGER NOT NULL, origin_version INTEGER HIDDEN)";
 
@@ -232,8 +232,8 @@ impl UpdateVTab<'_> for ChangesTab {
     fn insert(&mut self, args: &Inserts<'_>) -> Result<i64> {
         guard("wavesync_changes insert", || {
             let change = parse_change(args)?;
-            let mut st = self.shared.lock()?;
-            merge(&mut st, &self.shared.sync_bit, &change)?;
+            let mut st = self.shared.lock_for_merge()?;
+            merge(&mut st, &self.shared.sync_bit, &change, true)?;
             Ok(0)
         })
     }
@@ -241,6 +241,42 @@ impl UpdateVTab<'_> for ChangesTab {
     fn update(&mut self, _args: &Updates<'_>) -> Result<()> {
         Err(fail("wavesync_changes: UPDATE is not supported; the changes table only takes INSERTs (merges)"))
     }
+}
+
+// xBegin puts the table in SQLite's list of tables in the transaction: only those hear of
+// savepoint rollbacks.
+impl TransactionVTab<'_> for ChangesTab {}
+
+/// wavesync_changes' module: rusqlite's (version 1), plus xSavepoint / xRelease /
+/// xRollbackTo. A statement that fails inside a transaction, or a ROLLBACK TO, undoes
+/// writes without the commit or rollback hook firing; xRollbackTo is how wavesync hears
+/// of it and forgets the clock the last merge remembered (`State::merge_clock`).
+pub fn module() -> &'static Module<'static, ChangesTab> {
+    static MODULE: OnceLock<ffi::sqlite3_module> = OnceLock::new();
+    let m = MODULE.get_or_init(|| {
+        let base = update_module_with_tx::<ChangesTab>();
+        // SAFETY: Module is a #[repr(transparent)] wrapper of ffi::sqlite3_module.
+        let mut m = unsafe { *(base as *const Module<'static, ChangesTab> as *const ffi::sqlite3_module) };
+        m.iVersion = 2;
+        m.xSavepoint = Some(savepoint_noop);
+        m.xRelease = Some(savepoint_noop);
+        m.xRollbackTo = Some(rollback_to);
+        m
+    });
+    // SAFETY: as above; the module lives for the whole process.
+    unsafe { &*(m as *const ffi::sqlite3_module as *const Module<'static, ChangesTab>) }
+}
+
+unsafe extern "C" fn savepoint_noop(_vtab: *mut sqlite3_vtab, _savepoint: c_int) -> c_int {
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn rollback_to(vtab: *mut sqlite3_vtab, _savepoint: c_int) -> c_int {
+    // SAFETY: SQLite passes the sqlite3_vtab that rust_connect made: the first field of a
+    // #[repr(C)] ChangesTab.
+    let tab = &*(vtab as *const ChangesTab);
+    tab.shared.savepoint_rollbacks.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    ffi::SQLITE_OK
 }
 
 /// One row of output.

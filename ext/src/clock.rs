@@ -60,25 +60,6 @@ impl RowClock {
         Ok(RowClock { cl, cells })
     }
 
-    /// The col_version of cell `cid` in an encoded clock blob, without decoding the rest.
-    pub fn col_version_in(blob: &[u8], cid: u32) -> Result<Option<i64>, String> {
-        let (mut pos, mut at) = (0, 0u64);
-        while pos < blob.len() {
-            at = at.checked_add(varint::get(blob, &mut pos, "clock blob")?).ok_or("clock blob has a bad cid")?;
-            if at > cid as u64 {
-                break;
-            }
-            let col_version = varint::get(blob, &mut pos, "clock blob")? as i64;
-            if at == cid as u64 {
-                return Ok(Some(col_version));
-            }
-            for _ in 0..4 {
-                varint::get(blob, &mut pos, "clock blob")?;
-            }
-        }
-        Ok(None)
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         // Six varints per cell, most of one byte; room for a few longer ones (seq, versions).
         let mut out = Vec::with_capacity(self.cells.len() * 6 + 16);
@@ -144,9 +125,5 @@ mod tests {
             let _ = RowClock::decode(3, &blob[..cut]); // must not panic
         }
         assert!(RowClock::decode(1, &[0x80]).is_err());
-        for (cid, cell) in &rc.cells {
-            assert_eq!(RowClock::col_version_in(&blob, *cid), Ok(Some(cell.col_version)));
-        }
-        assert_eq!(RowClock::col_version_in(&blob, 3), Ok(None));
     }
 }

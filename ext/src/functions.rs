@@ -172,12 +172,6 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     })?;
 
     register(db, "pack_columns", -1, pure, true, move |ctx| pack_args(ctx, 0, ctx.len()))?;
-    // For merges (schema::TableSql::clock_and_col): a cell's col_version in a clock blob.
-    db.create_scalar_function("wavesync_cell_version", 2, pure, |ctx| match ctx.get_raw(0) {
-        ValueRef::Blob(b) => crate::clock::RowClock::col_version_in(b, int_arg(ctx, 1, "wavesync_cell_version")? as u32)
-            .map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))),
-        _ => Ok(None),
-    })?;
 
     let sh = shared.clone();
     register(db, "rows_impacted", 0, utf8, true, move |_ctx| Ok(sh.lock()?.rows_impacted))?;

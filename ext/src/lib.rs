@@ -50,7 +50,7 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
             }
         }
         functions::register_all(&db, &shared)?;
-        let changes = vtab::update_module::<changes::ChangesTab>();
+        let changes = changes::module();
         db.create_module("wavesync_changes", changes, Some(shared.clone()))?;
         db.create_module("crsql_changes", changes, Some(shared.clone()))?;
         db.create_module("wavesync_missing", vtab::eponymous_only_module::<missing::MissingTab>(), Some(shared.clone()))?;

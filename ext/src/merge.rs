@@ -12,7 +12,7 @@
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::pack;
-use crate::schema::{DeletePolicy, Status};
+use crate::schema::{DeletePolicy, Status, TableInfo};
 use crate::state::{SiteId, State};
 use crate::value::{compare, Val};
 use crate::vector;
@@ -58,7 +58,10 @@ enum Outcome {
     Value,
 }
 
-pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
+/// Merges one change. `reuse_clock`: the caller is wavesync_changes, whose xRollbackTo
+/// reports the savepoint rollbacks that would make a remembered clock (`State::merge_clock`)
+/// wrong; other callers (commit_alter's replay) neither use nor leave one.
+pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change, reuse_clock: bool) -> Result<()> {
     // Starting the transaction view first also notices a schema change made since.
     st.tx()?;
     let t = st.table(&ch.table)?.filter(|t| t.status != Status::Dropped).ok_or_else(|| {
@@ -129,15 +132,35 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     if t.policy == DeletePolicy::AddWins {
         return crate::addwins::merge(st, sync, &t, cid, &pk, ch, site);
     }
-    // The column's current value comes with the clock: a tie of col_version needs it.
-    let (local, current) = if cid == SENTINEL {
-        (st.get_clock(&t, &ch.pk)?, Val::Null)
-    } else {
-        st.get_clock_and_value(&t, &ch.pk, &pk, cid, ch.col_version)?
+    let remembered = if reuse_clock { st.take_merge_clock(&t, &ch.pk) } else { None };
+    let local = match remembered {
+        Some(clock) => clock,
+        None => st.get_clock(&t, &ch.pk)?,
     };
+    let kept = merge_cell(st, sync, &t, cid, &pk, ch, site, local)?;
+    if reuse_clock {
+        st.keep_merge_clock(&t, &ch.pk, kept);
+    }
+    Ok(())
+}
+
+/// The delete_wins rules for one change against the row's clock `local`; returns the
+/// clock the row has afterwards.
+#[allow(clippy::too_many_arguments)]
+fn merge_cell(
+    st: &mut State,
+    sync: &AtomicBool,
+    t: &TableInfo,
+    cid: u32,
+    pk: &[Val],
+    ch: &Change,
+    site: i64,
+    local: Option<RowClock>,
+) -> Result<Option<RowClock>> {
+    let origin_version = ch.origin_version.unwrap_or(ch.db_version);
     let local_cl = local.as_ref().map_or(0, |r| r.cl);
     if ch.cl < local_cl {
-        return Ok(());
+        return Ok(local);
     }
     let incoming = |dbv: i64| Cell { col_version: ch.col_version, db_version: dbv, site, origin_version, seq: ch.seq };
 
@@ -156,12 +179,12 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
             }
         })?;
         if local.is_none() {
-            st.insert_new_clock(&t, &ch.pk, &rc)?;
+            st.insert_new_clock(t, &ch.pk, &rc)?;
         } else {
-            st.put_clock(&t, &ch.pk, &rc)?;
+            st.put_clock(t, &ch.pk, &rc)?;
         }
         st.rows_impacted += 1;
-        return Ok(());
+        return Ok(Some(rc));
     }
 
     let existed = local.is_some();
@@ -180,11 +203,15 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
             Ordering::Greater if cid != SENTINEL => Outcome::Value,
             Ordering::Greater => Outcome::Metadata,
             Ordering::Less => Outcome::Lose,
+            // The very write this cell holds, delivered again: the same origin version (a
+            // change that names it, as wavesyncd's do) and seq of the same site. The version
+            // vector already takes (site, origin version) to name one transaction's writes.
+            Ordering::Equal if ch.origin_version == Some(l.origin_version) && l.site == site && l.seq == ch.seq => Outcome::Lose,
             Ordering::Equal => {
                 let by_value = if cid == SENTINEL {
                     Ordering::Equal
                 } else {
-                    compare(ch.val.as_ref(), current.as_ref())
+                    compare(ch.val.as_ref(), st.column_value(t, pk, cid)?.as_ref())
                 };
                 match by_value {
                     Ordering::Greater => Outcome::Value,
@@ -196,7 +223,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
         },
     };
     match outcome {
-        Outcome::Lose => return Ok(()),
+        Outcome::Lose => return Ok(existed.then_some(rc)),
         Outcome::Value => {
             silenced(sync, || exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([ch.val.clone()])))?;
         }
@@ -206,12 +233,12 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     rc.cl = ch.cl;
     rc.set(cid, incoming(dbv));
     // Another change of a row this transaction already wrote: the row's version is the same.
-    let in_place = existed && rc.max_db_version() == stored_dbv && st.rewrite_clock(&t, &ch.pk, &rc)?;
+    let in_place = existed && rc.max_db_version() == stored_dbv && st.rewrite_clock(t, &ch.pk, &rc)?;
     if !in_place {
-        st.put_clock(&t, &ch.pk, &rc)?;
+        st.put_clock(t, &ch.pk, &rc)?;
     }
     st.rows_impacted += 1;
-    Ok(())
+    Ok(Some(rc))
 }
 
 /// Stores a change for a column this replica does not have yet; `wavesync_commit_alter`

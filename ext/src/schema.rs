@@ -43,10 +43,8 @@ pub struct TableSql {
     pub update_clock_cells: String,
     /// All tracked columns of one row, by primary key.
     pub select_row: String,
-    /// A row's clock and the current value of one tracked column (by position), the value
-    /// only when the cell's col_version equals the incoming one (a tie, decided by value).
-    /// Params: ?1..?n the primary key, ?n+1 the clock key, ?n+2 the cid, ?n+3 the version.
-    pub clock_and_col: Vec<String>,
+    /// One tracked column (by position) of one row, by primary key.
+    pub select_col: Vec<String>,
     /// Upsert of one column (index cid-1); creates the row when missing.
     pub upsert_col: Vec<String>,
     pub insert_pk: String,
@@ -119,18 +117,7 @@ impl TableInfo {
                     cols.iter().map(|x| ident(x)).collect::<Vec<_>>().join(", ")
                 )
             },
-            clock_and_col: cols
-                .iter()
-                .map(|x| {
-                    format!(
-                        "SELECT c.cl, c.clocks, CASE WHEN wavesync_cell_version(c.clocks, ?{cid}) = ?{cv} THEN (SELECT {col} FROM {t} WHERE {pk_where}) END FROM {c} AS c WHERE c.pk = ?{key}",
-                        col = ident(x),
-                        key = n + 1,
-                        cid = n + 2,
-                        cv = n + 3
-                    )
-                })
-                .collect(),
+            select_col: cols.iter().map(|x| format!("SELECT {} FROM {t} WHERE {pk_where}", ident(x))).collect(),
             upsert_col: cols
                 .iter()
                 .map(|x| {

@@ -24,6 +24,9 @@ pub struct Shared {
     /// Bumped by the commit and rollback hooks: a new value means a new transaction.
     pub commits: AtomicU64,
     pub rollbacks: AtomicU64,
+    /// Bumped by wavesync_changes' xRollbackTo: a failed statement or a ROLLBACK TO undid
+    /// writes inside the open transaction (see `State::merge_clock`).
+    pub savepoint_rollbacks: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -32,6 +35,12 @@ pub struct Tx {
     /// The db_version every local write of this transaction records.
     pub db_version: i64,
     pub seq: i64,
+}
+
+pub struct MergeClock {
+    table: Arc<TableInfo>,
+    pk: Vec<u8>,
+    clock: Option<RowClock>,
 }
 
 pub struct State {
@@ -49,6 +58,13 @@ pub struct State {
     pub tx: Option<Tx>,
     seen_commits: u64,
     seen_rollbacks: u64,
+    seen_savepoint_rollbacks: u64,
+    /// The clock the last merge through wavesync_changes left its row with. The next
+    /// change usually belongs to the same row (changes come grouped by row) and need not
+    /// read it again. Dropped whenever anything else takes the state (every other way to
+    /// write a clock row — triggers, functions — takes it first), at the end of the
+    /// transaction, and on a rollback to a savepoint.
+    merge_clock: Option<MergeClock>,
     pub rows_impacted: i64,
     merge_equal_values: Option<bool>,
     /// Whether a compaction horizon exists (cached per transaction).
@@ -78,6 +94,7 @@ impl Shared {
             sync_bit: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
+            savepoint_rollbacks: AtomicU64::new(0),
             state: Mutex::new(State {
                 conn,
                 stmts: Default::default(),
@@ -90,6 +107,8 @@ impl Shared {
                 tx: None,
                 seen_commits: 0,
                 seen_rollbacks: 0,
+                seen_savepoint_rollbacks: 0,
+                merge_clock: None,
                 rows_impacted: 0,
                 merge_equal_values: None,
                 has_horizon: None,
@@ -104,6 +123,14 @@ impl Shared {
     /// Locks the state and brings it up to date with commits and rollbacks that happened
     /// since it was last used.
     pub fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        let mut st = self.lock_for_merge()?;
+        st.merge_clock = None;
+        Ok(st)
+    }
+
+    /// `lock` for a merge through wavesync_changes: keeps the clock the previous merge left
+    /// (`State::merge_clock`) unless a rollback may have undone it.
+    pub fn lock_for_merge(&self) -> Result<MutexGuard<'_, State>> {
         let mut st = match self.state.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -118,6 +145,11 @@ impl Shared {
             st.end_transaction(rolled_back);
             st.seen_commits = commits;
             st.seen_rollbacks = rollbacks;
+        }
+        let savepoint_rollbacks = self.savepoint_rollbacks.load(Ordering::Acquire);
+        if savepoint_rollbacks != st.seen_savepoint_rollbacks {
+            st.merge_clock = None;
+            st.seen_savepoint_rollbacks = savepoint_rollbacks;
         }
         Ok(st)
     }
@@ -179,6 +211,7 @@ impl State {
 
     fn end_transaction(&mut self, rolled_back: bool) {
         self.tx = None;
+        self.merge_clock = None;
         self.rows_impacted = 0;
         self.merge_equal_values = None;
         self.has_horizon = None;
@@ -404,6 +437,21 @@ impl State {
     /// Forgets the cached table list (after as_crr/as_table changed it).
     pub fn invalidate_tables(&mut self) {
         self.tables_loaded = false;
+        self.merge_clock = None;
+    }
+
+    /// The clock the previous merge left row `pk` of `t` with (None: the row has no clock),
+    /// if that merge was the last thing to touch the state. Taken: the caller puts back
+    /// what it leaves the row with (`keep_merge_clock`), so an error forgets it.
+    pub fn take_merge_clock(&mut self, t: &Arc<TableInfo>, pk: &[u8]) -> Option<Option<RowClock>> {
+        match self.merge_clock.take() {
+            Some(m) if Arc::ptr_eq(&m.table, t) && m.pk == pk => Some(m.clock),
+            _ => None,
+        }
+    }
+
+    pub fn keep_merge_clock(&mut self, t: &Arc<TableInfo>, pk: &[u8], clock: Option<RowClock>) {
+        self.merge_clock = Some(MergeClock { table: t.clone(), pk: pk.to_vec(), clock });
     }
 
     pub fn table(&mut self, name: &str) -> Result<Option<Arc<TableInfo>>> {
@@ -484,34 +532,14 @@ impl State {
         }
     }
 
-    /// The clock of a row and, when its cell `cid` is at `col_version` (a tie the value
-    /// decides), the current value of that column (NULL otherwise, or without a base row).
-    pub fn get_clock_and_value(
-        &self,
-        t: &TableInfo,
-        pk: &[u8],
-        key: &[crate::value::Val],
-        cid: u32,
-        col_version: i64,
-    ) -> Result<(Option<RowClock>, crate::value::Val)> {
-        use crate::value::Val;
+    /// The current value of tracked column `cid` of a row (NULL without a base row).
+    pub fn column_value(&self, t: &TableInfo, key: &[crate::value::Val], cid: u32) -> Result<crate::value::Val> {
         let pos = t.pos(cid).ok_or_else(|| fail(format!("wavesync: column {cid} of '{}' is gone", t.name)))?;
-        let mut stmt = self.stmt(&t.sql.clock_and_col[pos])?;
-        // The clock key of an INTEGER PRIMARY KEY table is that integer: no need to unpack `pk`.
-        let clock_key = match key {
-            [Val::Int(i)] if t.int_key => Val::Int(*i),
-            _ => t.key(pk)?,
-        };
-        let extra = [clock_key, Val::Int(cid as i64), Val::Int(col_version)];
-        let mut rows = stmt.query(rusqlite::params_from_iter(key.iter().chain(extra.iter())))?;
+        let mut stmt = self.stmt(&t.sql.select_col[pos])?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(key.iter()))?;
         match rows.next()? {
-            None => Ok((None, crate::value::Val::Null)),
-            Some(r) => {
-                let cl: i64 = r.get(0)?;
-                let blob = r.get_ref(1)?.as_blob().map_err(|_| fail("wavesync: malformed clock row"))?;
-                let rc = RowClock::decode(cl, blob).map_err(|e| fail(format!("wavesync: {e}")))?;
-                Ok((Some(rc), crate::value::Val::from_ref(r.get_ref(2)?)))
-            }
+            None => Ok(crate::value::Val::Null),
+            Some(r) => Ok(crate::value::Val::from_ref(r.get_ref(0)?)),
         }
     }
 
