@@ -223,7 +223,7 @@ pub fn replay_pending(st: &mut State, sync: &AtomicBool, table: &str) -> Result<
             seq,
             origin_version,
         };
-        merge(st, sync, &ch, false)?;
+        merge(st, sync, &ch)?;
     }
     Ok(())
 }

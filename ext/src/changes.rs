@@ -233,7 +233,7 @@ impl UpdateVTab<'_> for ChangesTab {
         guard("wavesync_changes insert", || {
             let change = parse_change(args)?;
             let mut st = self.shared.lock_for_merge()?;
-            merge(&mut st, &self.shared.sync_bit, &change, true)?;
+            merge(&mut st, &self.shared.sync_bit, &change)?;
             Ok(0)
         })
     }

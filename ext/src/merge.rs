@@ -58,10 +58,11 @@ enum Outcome {
     Value,
 }
 
-/// Merges one change. `reuse_clock`: the caller is wavesync_changes, whose xRollbackTo
-/// reports the savepoint rollbacks that would make a remembered clock (`State::merge_clock`)
-/// wrong; other callers (commit_alter's replay) neither use nor leave one.
-pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change, reuse_clock: bool) -> Result<()> {
+/// Merges one change. Through wavesync_changes (`State::via_changes_table`), whose
+/// xRollbackTo reports the savepoint rollbacks that would make a remembered clock wrong,
+/// it reuses the clock the previous change left (`State::merge_clock`); other callers
+/// (commit_alter's replay) neither use nor leave one.
+pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change) -> Result<()> {
     // Starting the transaction view first also notices a schema change made since.
     st.tx()?;
     let t = st.table(&ch.table)?.filter(|t| t.status != Status::Dropped).ok_or_else(|| {
@@ -126,12 +127,18 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change, reuse_clock: bool) 
             }
         }
         st.versions_in_tx.insert((site, ov));
-        vector::add_version(st, site, &ch.site_id, ov)?;
+        if st.marked_version != Some((site, ov)) {
+            vector::add_version(st, site, &ch.site_id, ov)?;
+            if st.via_changes_table {
+                st.marked_version = Some((site, ov));
+            }
+        }
     }
 
     if t.policy == DeletePolicy::AddWins {
         return crate::addwins::merge(st, sync, &t, cid, &pk, ch, site);
     }
+    let reuse_clock = st.via_changes_table;
     let remembered = if reuse_clock { st.take_merge_clock(&t, &ch.pk) } else { None };
     let local = match remembered {
         Some(clock) => clock,
@@ -247,6 +254,7 @@ fn merge_cell(
 /// offering it until then.
 fn keep_pending(st: &mut State, ch: &Change) -> Result<()> {
     st.tx()?;
+    st.marked_version = None;
     st.stmt(
             "INSERT OR IGNORE INTO wavesync_pending (tbl, pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?

@@ -37,6 +37,17 @@ pub struct Tx {
     pub seq: i64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SiteRow {
+    Committed,
+    /// Added (or found) in the open transaction by a merge through wavesync_changes: a
+    /// rollback that undoes it is heard (xRollbackTo, the rollback hook).
+    Heard,
+    /// Added in the open transaction elsewhere: a statement or savepoint rollback may have
+    /// undone it without any hook telling wavesync, so it is checked before use.
+    Unsure,
+}
+
 pub struct MergeClock {
     table: Arc<TableInfo>,
     pk: Vec<u8>,
@@ -48,9 +59,8 @@ pub struct State {
     /// The statements of the hot paths (merges, reads, site and vector lookups).
     pub stmts: crate::stmts::Stmts,
     site_id: Option<SiteId>,
-    /// site id -> (ordinal, committed?). Uncommitted ordinals are re-checked before use,
-    /// because a statement rollback can undo their insert without any hook telling us.
-    sites: HashMap<SiteId, (i64, bool)>,
+    /// site id -> (ordinal, how sure wavesync is that its row exists).
+    sites: HashMap<SiteId, (i64, SiteRow)>,
     ords: HashMap<i64, SiteId>,
     tables: HashMap<String, Arc<TableInfo>>,
     tables_loaded: bool,
@@ -65,6 +75,12 @@ pub struct State {
     /// write a clock row — triggers, functions — takes it first), at the end of the
     /// transaction, and on a rollback to a savepoint.
     merge_clock: Option<MergeClock>,
+    /// (site ordinal, origin version) the last merge through wavesync_changes marked
+    /// applied in the vector; the next change usually comes from the same transaction.
+    /// Forgotten when merge_clock is.
+    pub marked_version: Option<(i64, i64)>,
+    /// The state was taken for a merge through wavesync_changes (`Shared::lock_for_merge`).
+    pub via_changes_table: bool,
     pub rows_impacted: i64,
     merge_equal_values: Option<bool>,
     /// Whether a compaction horizon exists (cached per transaction).
@@ -109,6 +125,8 @@ impl Shared {
                 seen_rollbacks: 0,
                 seen_savepoint_rollbacks: 0,
                 merge_clock: None,
+                marked_version: None,
+                via_changes_table: false,
                 rows_impacted: 0,
                 merge_equal_values: None,
                 has_horizon: None,
@@ -124,7 +142,8 @@ impl Shared {
     /// since it was last used.
     pub fn lock(&self) -> Result<MutexGuard<'_, State>> {
         let mut st = self.lock_for_merge()?;
-        st.merge_clock = None;
+        st.forget_merges();
+        st.via_changes_table = false;
         Ok(st)
     }
 
@@ -148,9 +167,15 @@ impl Shared {
         }
         let savepoint_rollbacks = self.savepoint_rollbacks.load(Ordering::Acquire);
         if savepoint_rollbacks != st.seen_savepoint_rollbacks {
-            st.merge_clock = None;
+            st.forget_merges();
+            for (_, row) in st.sites.values_mut() {
+                if *row == SiteRow::Heard {
+                    *row = SiteRow::Unsure;
+                }
+            }
             st.seen_savepoint_rollbacks = savepoint_rollbacks;
         }
+        st.via_changes_table = true;
         Ok(st)
     }
 
@@ -211,17 +236,16 @@ impl State {
 
     fn end_transaction(&mut self, rolled_back: bool) {
         self.tx = None;
-        self.merge_clock = None;
+        self.forget_merges();
         self.rows_impacted = 0;
         self.merge_equal_values = None;
         self.has_horizon = None;
         self.versions_in_tx.clear();
         self.fresh_seqs = None;
         self.sites_added_in_tx = false;
-        // Ordinals added during the transaction may have been undone by a statement or
-        // savepoint rollback that no hook reports: keep them only if their row committed.
+        // Ordinals added during the transaction: keep them only if their row committed.
         let tentative: Vec<(SiteId, i64)> =
-            self.sites.iter().filter(|(_, (_, c))| !*c).map(|(s, (o, _))| (*s, *o)).collect();
+            self.sites.iter().filter(|(_, (_, r))| *r != SiteRow::Committed).map(|(s, (o, _))| (*s, *o)).collect();
         for (site, ord) in tentative {
             let kept = !rolled_back
                 && self
@@ -229,7 +253,7 @@ impl State {
                     .and_then(|mut s| s.exists(rusqlite::params![&site[..], ord]))
                     .unwrap_or(false);
             if kept {
-                self.sites.insert(site, (ord, true));
+                self.sites.insert(site, (ord, SiteRow::Committed));
             } else {
                 self.forget_site(&site);
             }
@@ -367,9 +391,10 @@ impl State {
         if *site == self.site_id()? {
             return Ok(Some(0));
         }
-        if let Some((ord, true)) = self.sites.get(site) {
+        if let Some((ord, SiteRow::Committed | SiteRow::Heard)) = self.sites.get(site) {
             return Ok(Some(*ord));
         }
+        let added_in_tx = if self.via_changes_table { SiteRow::Heard } else { SiteRow::Unsure };
         // Unknown, or added in this transaction and possibly rolled back since: ask the table.
         self.forget_site(site);
         let found: Option<i64> = self
@@ -383,7 +408,7 @@ impl State {
                     .execute([&site[..]])?;
                 let o = self.conn.last_insert_rowid();
                 self.sites_added_in_tx = true;
-                self.sites.insert(*site, (o, false));
+                self.sites.insert(*site, (o, added_in_tx));
                 self.ords.insert(o, *site);
                 return Ok(Some(o));
             }
@@ -391,8 +416,8 @@ impl State {
         };
         // Found inside a transaction that added sites, the row may be one of them (and a
         // statement rollback may take it back): confirm at the transaction's end.
-        let committed = self.tx.is_none() || !self.sites_added_in_tx;
-        self.sites.insert(*site, (ord, committed));
+        let row = if self.tx.is_none() || !self.sites_added_in_tx { SiteRow::Committed } else { added_in_tx };
+        self.sites.insert(*site, (ord, row));
         self.ords.insert(ord, *site);
         Ok(Some(ord))
     }
@@ -437,7 +462,13 @@ impl State {
     /// Forgets the cached table list (after as_crr/as_table changed it).
     pub fn invalidate_tables(&mut self) {
         self.tables_loaded = false;
+        self.forget_merges();
+    }
+
+    /// Forgets what merges through wavesync_changes remember between changes.
+    pub fn forget_merges(&mut self) {
         self.merge_clock = None;
+        self.marked_version = None;
     }
 
     /// The clock the previous merge left row `pk` of `t` with (None: the row has no clock),

@@ -25,7 +25,8 @@ INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, sit
 COMMIT;
 SELECT id, a, b AS b_delivered_again FROM m WHERE id = 1;
 
--- ROLLBACK TO a savepoint undoes a merge; the same change then creates the row.
+-- ROLLBACK TO a savepoint undoes a merge (the row and the version's mark in the vector);
+-- the same change then creates the row and marks the version again.
 BEGIN;
 SAVEPOINT s;
 INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
@@ -36,6 +37,8 @@ INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, sit
   VALUES ('m', wavesync_pack_columns(2), 'a', 'again', 1, 2, x'00000000000000000000000000000001', 1, 0, 2);
 COMMIT;
 SELECT id, a FROM m WHERE id = 2;
+-- The versions applied (runs per origin; R1 is site ordinal 1): R1's 1 and 2, nothing lost.
+SELECT site_ord, start, last FROM wavesync_vector ORDER BY site_ord, start;
 
 -- The same without a transaction: the failed statement rolls everything back.
 INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
@@ -67,3 +70,4 @@ SELECT wavesync_rows_impacted() AS impacted_by_remerge;
 COMMIT;
 SELECT wavesync_db_version() AS dbv_after;
 SELECT * FROM m ORDER BY id;
+SELECT site_ord, start, last FROM wavesync_vector ORDER BY site_ord, start;
