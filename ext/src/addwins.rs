@@ -304,7 +304,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
                 exec(st, &t.sql.insert_pk, pk.iter().cloned())?;
             }
             if cid != SENTINEL {
-                exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([ch.val.clone()]))?;
+                exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([Val::from_ref(ch.val)]))?;
             }
             Ok(())
         })?;
@@ -314,8 +314,8 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
     }
 
     // A delete: kept unless another kept delete supersedes it; it drops those it supersedes.
-    let blob = match &ch.val {
-        Val::Blob(b) => b.clone(),
+    let blob = match ch.val {
+        rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
         _ => return Err(fail("wavesync_changes: a delete of an add_wins table carries its observed set as a blob in val")),
     };
     let mut seen = Vec::new();

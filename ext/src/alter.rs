@@ -11,7 +11,6 @@ use crate::error::{fail, ident, Result};
 use crate::merge::{merge, Change};
 use crate::schema::{self, Status, TableInfo};
 use crate::state::{SiteId, State};
-use crate::value::Val;
 use rusqlite::params;
 use std::sync::atomic::AtomicBool;
 
@@ -212,10 +211,10 @@ pub fn replay_pending(st: &mut State, sync: &AtomicBool, table: &str) -> Result<
         st.conn.execute("DELETE FROM wavesync_pending WHERE rowid = ?1", [rowid])?;
         let site_id: SiteId = site.as_slice().try_into().map_err(|_| fail("wavesync: malformed pending change"))?;
         let ch = Change {
-            table: tbl,
-            pk,
-            cid,
-            val: Val::from_ref((&val).into()),
+            table: &tbl,
+            pk: &pk,
+            cid: &cid,
+            val: (&val).into(),
             col_version,
             db_version,
             site_id,

@@ -183,23 +183,30 @@ fn describe(v: ValueRef<'_>) -> String {
 }
 
 /// Reads and validates one inserted row; nothing is written before this succeeds.
-fn parse_change(args: &Inserts<'_>) -> Result<Change> {
-    let v: Vec<ValueRef<'_>> = args.iter().collect();
-    if v.len() < 2 + C_ORIGIN_VERSION {
+fn parse_change<'a>(args: &'a Inserts<'_>) -> Result<Change<'a>> {
+    if args.len() < 2 + C_ORIGIN_VERSION {
         return Err(fail("wavesync_changes: an inserted change needs the 9 columns of wavesync_changes"));
     }
-    let col = |i: usize| v.get(2 + i).copied().unwrap_or(ValueRef::Null);
+    // The two leading arguments are the rowids (old, new); then the columns.
+    let mut v = [ValueRef::Null; 2 + C_ORIGIN_VERSION + 1];
+    for (slot, x) in v.iter_mut().zip(args.iter()) {
+        *slot = x;
+    }
+    let col = |i: usize| v[2 + i];
+    let text = |name: &str, t: &'a [u8]| {
+        std::str::from_utf8(t).map_err(|_| fail(format!("wavesync_changes: {name} is not valid UTF-8 text")))
+    };
     let table = match col(C_TABLE) {
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Text(t) => text("\"table\"", t)?,
         other => return Err(fail(format!("wavesync_changes: \"table\" must be text (got {})", describe(other)))),
     };
     let pk = match col(C_PK) {
-        ValueRef::Blob(b) => b.to_vec(),
+        ValueRef::Blob(b) => b,
         other => return Err(fail(format!("wavesync_changes: pk must be a packed-columns blob (got {})", describe(other)))),
     };
     let cid = match col(C_CID) {
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        ValueRef::Integer(-1) => "-1".to_string(),
+        ValueRef::Text(t) => text("cid", t)?,
+        ValueRef::Integer(-1) => "-1",
         other => return Err(fail(format!("wavesync_changes: cid must be a column name or '-1' (got {})", describe(other)))),
     };
     let site_id: SiteId = match col(C_SITE_ID) {
@@ -214,7 +221,7 @@ fn parse_change(args: &Inserts<'_>) -> Result<Change> {
         table,
         pk,
         cid,
-        val: Val::from_ref(col(C_VAL)),
+        val: col(C_VAL),
         col_version: need_int("col_version", col(C_COL_VERSION), 0)?,
         db_version: need_int("db_version", col(C_DB_VERSION), 0)?,
         site_id,

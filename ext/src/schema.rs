@@ -45,8 +45,10 @@ pub struct TableSql {
     pub select_row: String,
     /// One tracked column (by position) of one row, by primary key.
     pub select_col: Vec<String>,
-    /// Upsert of one column (index cid-1); creates the row when missing.
+    /// Upsert of one column (by position); creates the row when missing.
     pub upsert_col: Vec<String>,
+    /// Update of one column (by position) of an existing row.
+    pub update_col: Vec<String>,
     pub insert_pk: String,
     pub delete_row: String,
     pub scan_pk: String,
@@ -127,6 +129,10 @@ impl TableInfo {
                         v = n + 1
                     )
                 })
+                .collect(),
+            update_col: cols
+                .iter()
+                .map(|x| format!("UPDATE {t} SET {col} = ?{v} WHERE {pk_where}", col = ident(x), v = n + 1))
                 .collect(),
             insert_pk: format!("INSERT OR IGNORE INTO {t} ({pk_list}) VALUES ({pk_params})"),
             delete_row: format!("DELETE FROM {t} WHERE {pk_where}"),

@@ -161,17 +161,24 @@ fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static st
                 while rows.next().unwrap().is_some() {}
             }),
         ));
-        // Merge everything into an empty replica, then again (a no-op).
+        // Merge everything into an empty replica, then again (a no-op). wavesync gets the
+        // changes as wavesyncd inserts them (with origin_version), cr-sqlite its 9 columns.
+        let cols = match p {
+            "wavesync" => "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version",
+            _ => "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq",
+        };
+        let ncols = cols.split(',').count();
         let changes: Vec<Vec<rusqlite::types::Value>> = {
-            let mut s = c.prepare(&format!("SELECT \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq FROM {p}_changes")).unwrap();
-            s.query_map([], |r| (0..9).map(|i| r.get(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
+            let mut s = c.prepare(&format!("SELECT {cols} FROM {p}_changes")).unwrap();
+            s.query_map([], |r| (0..ncols).map(|i| r.get(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
         };
         let r = open(dir, &format!("{tag}-replica.db"), engine);
         setup(&r, kind, engine);
         let merge = |r: &Connection| {
             let tx = r.unchecked_transaction().unwrap();
             {
-                let mut ins = tx.prepare(&format!("INSERT INTO {p}_changes VALUES (?,?,?,?,?,?,?,?,?)")).unwrap();
+                let marks = vec!["?"; ncols].join(", ");
+                let mut ins = tx.prepare(&format!("INSERT INTO {p}_changes ({cols}) VALUES ({marks})")).unwrap();
                 for ch in &changes {
                     ins.execute(rusqlite::params_from_iter(ch.iter())).unwrap();
                 }
