@@ -444,9 +444,15 @@ fn emit(
     cons: &[(usize, Op, Val)],
     out: &mut VecDeque<ChangeRow>,
 ) -> Result<()> {
+    let in_bounds = |cell: &crate::clock::Cell| bounds.is_none_or(|(lo, hi)| cell.db_version >= lo && cell.db_version <= hi);
+    // A version range walks rows by their newest cell: most rows past the range's end have
+    // nothing in it (a catch-up reads ranges of versions); skip them before the base row.
+    if !rc.cells.iter().any(|(_, cell)| in_bounds(cell)) {
+        return Ok(());
+    }
     let pk = Arc::new(pk);
     let mut values: Option<Vec<Val>> = None;
-    if rc.is_live() && rc.cells.iter().any(|(cid, _)| *cid != SENTINEL) {
+    if rc.is_live() && rc.cells.iter().any(|(cid, cell)| *cid != SENTINEL && in_bounds(cell)) {
         let keys = crate::pack::unpack(&pk).map_err(|e| fail(format!("wavesync: corrupt clock key: {e}")))?;
         let mut stmt = st.stmt(&t.sql.select_row)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(keys.iter()))?;
@@ -455,7 +461,7 @@ fn emit(
         }
     }
     for (cid, cell) in &rc.cells {
-        if bounds.is_some_and(|(lo, hi)| cell.db_version < lo || cell.db_version > hi) {
+        if !in_bounds(cell) {
             continue;
         }
         let raw = *cid;
