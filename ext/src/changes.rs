@@ -537,8 +537,9 @@ impl ChangesCursor {
                     }
                     (page.len() as i64) < PAGE
                 }
-                Walk::Versions { after, .. } => {
+                Walk::Versions { lo, hi, after } => {
                     // First the rest of the current version, then the versions after it.
+                    let mut last: Option<(i64, Val)> = None;
                     for (sql, same) in [(&t.sql.scan_dbv_same, true), (&t.sql.scan_dbv_next, false)] {
                         let mut stmt = st.stmt(sql)?;
                         let mut rows = if same {
@@ -547,18 +548,25 @@ impl ChangesCursor {
                             stmt.query(params![after.0, PAGE])?
                         };
                         while let Some(r) = rows.next()? {
-                            let pk = t.packed(r.get_ref(0)?)?;
-                            let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
-                            page.push((pk, rc, r.get(3)?));
+                            last = Some((r.get(3)?, Val::from_ref(r.get_ref(0)?)));
+                            let blob = r.get_ref(2)?.as_blob()?;
+                            // Rows past the range's end mostly hold nothing in it.
+                            if !RowClock::has_version_in(blob, *lo, *hi).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))? {
+                                continue;
+                            }
+                            page.push((t.packed(r.get_ref(0)?)?, decode_clock(r.get(1)?, blob)?, 0));
                         }
-                        if !page.is_empty() {
+                        if last.is_some() {
                             break;
                         }
                     }
-                    if let Some((pk, _, dbv)) = page.last() {
-                        *after = (*dbv, pk.clone());
+                    match last {
+                        Some((dbv, key)) => {
+                            *after = (dbv, t.packed(key.as_ref())?);
+                            false
+                        }
+                        None => true,
                     }
-                    page.is_empty()
                 }
             };
             let bounds = match scan.walk {

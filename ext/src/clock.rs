@@ -60,6 +60,25 @@ impl RowClock {
         Ok(RowClock { cl, cells })
     }
 
+    /// Whether some cell of an encoded clock has a db_version in `lo..=hi`, without
+    /// decoding it into cells (a version-range read skips most rows it walks).
+    pub fn has_version_in(blob: &[u8], lo: i64, hi: i64) -> Result<bool, String> {
+        let (mut pos, mut db_version) = (0, 0i64);
+        let get = |pos: &mut usize| varint::get(blob, pos, "clock blob");
+        while pos < blob.len() {
+            get(&mut pos)?; // cid
+            get(&mut pos)?; // col_version
+            db_version = db_version.wrapping_add(unzigzag(get(&mut pos)?));
+            if lo <= db_version && db_version <= hi {
+                return Ok(true);
+            }
+            for _ in 0..3 {
+                get(&mut pos)?; // site, origin_version, seq
+            }
+        }
+        Ok(false)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // Six varints per cell, most of one byte; room for a few longer ones (seq, versions).
         let mut out = Vec::with_capacity(self.cells.len() * 6 + 16);
@@ -125,5 +144,11 @@ mod tests {
             let _ = RowClock::decode(3, &blob[..cut]); // must not panic
         }
         assert!(RowClock::decode(1, &[0x80]).is_err());
+        assert_eq!(RowClock::has_version_in(&blob, 3, 9), Ok(true));
+        assert_eq!(RowClock::has_version_in(&blob, 10, 1 << 40), Ok(true));
+        assert_eq!(RowClock::has_version_in(&blob, 10, (1 << 40) - 1), Ok(false));
+        assert_eq!(RowClock::has_version_in(&blob, 1, 1), Ok(false));
+        assert_eq!(RowClock::has_version_in(&[], 0, i64::MAX), Ok(false));
+        assert!(RowClock::has_version_in(&blob[..blob.len() - 1], 0, 0).is_err());
     }
 }

@@ -104,3 +104,19 @@ SELECT
   (SELECT count(*) FROM (SELECT * FROM full_copy WHERE "table" = 't' EXCEPT SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version FROM wavesync_changes WHERE "table" = 't')) +
   (SELECT count(*) FROM (SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version FROM wavesync_changes WHERE "table" = 't' EXCEPT SELECT * FROM full_copy WHERE "table" = 't')) AS table_diff,
   (SELECT count(*) FROM full_copy) AS total;
+
+-- A version range walks rows by their newest cell and skips the rows with nothing in the
+-- range, pages of them at a time. why: rows 1..599 were rewritten at version v+1 (nothing
+-- left at v); row 600 kept b from version v under a newer a: a read of version v finds
+-- only that cell, behind more than two pages (256 rows each) of skipped rows.
+CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, a, b);
+SELECT wavesync_as_crr('w');
+INSERT INTO w SELECT value, 'a', 'b' FROM generate_series(1, 600);
+CREATE TEMP TABLE v AS SELECT wavesync_db_version() AS v;
+UPDATE w SET a = 'a2', b = 'b2' WHERE id < 600;
+UPDATE w SET a = 'a3' WHERE id = 600;
+SELECT hex(pk) AS pk, cid, val, db_version - (SELECT v FROM v) AS version FROM wavesync_changes
+ WHERE "table" = 'w' AND db_version = (SELECT v FROM v);
+SELECT count(*) AS w_v_to_v1 FROM wavesync_changes
+ WHERE "table" = 'w' AND db_version BETWEEN (SELECT v FROM v) AND (SELECT v FROM v) + 1;
+SELECT count(*) AS w_v1_on FROM wavesync_changes WHERE "table" = 'w' AND db_version > (SELECT v FROM v);
