@@ -41,22 +41,111 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// Reads the cells of an encoded clock one by one.
+pub struct Cells<'a> {
+    blob: &'a [u8],
+    pos: usize,
+    cid: u64,
+    db_version: i64,
+    seq: i64,
+}
+
+impl<'a> Cells<'a> {
+    pub fn new(blob: &'a [u8]) -> Self {
+        Cells { blob, pos: 0, cid: 0, db_version: 0, seq: 0 }
+    }
+
+    fn get(&mut self) -> Result<u64, String> {
+        varint::get(self.blob, &mut self.pos, "clock blob")
+    }
+
+    fn read(&mut self) -> Result<(u32, Cell), String> {
+        self.cid = self.cid.checked_add(self.get()?).filter(|c| *c <= u32::MAX as u64).ok_or("clock blob has a bad cid")?;
+        let col_version = self.get()? as i64;
+        self.db_version = self.db_version.wrapping_add(unzigzag(self.get()?));
+        let site = self.get()? as i64;
+        let ov = self.get()?;
+        self.seq = self.seq.wrapping_add(unzigzag(self.get()?));
+        let origin_version = if ov == 0 { self.db_version } else { (ov - 1) as i64 };
+        Ok((self.cid as u32, Cell { col_version, db_version: self.db_version, site, origin_version, seq: self.seq }))
+    }
+}
+
+impl Iterator for Cells<'_> {
+    type Item = Result<(u32, Cell), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.blob.len() {
+            return None;
+        }
+        let r = self.read();
+        if r.is_err() {
+            self.pos = self.blob.len();
+        }
+        Some(r)
+    }
+}
+
+/// Writes cells, in increasing cid order, in the blob layout.
+pub struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+    cid: u32,
+    db_version: i64,
+    seq: i64,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        Encoder { out, cid: 0, db_version: 0, seq: 0 }
+    }
+
+    pub fn put(&mut self, cid: u32, c: &Cell) {
+        varint::put(self.out, (cid - self.cid) as u64);
+        varint::put(self.out, c.col_version as u64);
+        varint::put(self.out, zigzag(c.db_version.wrapping_sub(self.db_version)));
+        varint::put(self.out, c.site as u64);
+        let ov = if c.origin_version == c.db_version { 0 } else { c.origin_version as u64 + 1 };
+        varint::put(self.out, ov);
+        varint::put(self.out, zigzag(c.seq.wrapping_sub(self.seq)));
+        (self.cid, self.db_version, self.seq) = (cid, c.db_version, c.seq);
+    }
+}
+
+/// A local write of the cells `writes` — (cid, seq), sorted by cid — at `db_version`,
+/// applied to an encoded clock without decoding it into a `RowClock`: each written cell's
+/// col_version goes up by one (1 for a cell the clock lacks). The triggers call this for
+/// every updated row.
+pub fn bump_encoded(blob: &[u8], writes: &[(u32, i64)], db_version: i64) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(blob.len() + writes.len() * 6 + 8);
+    let mut enc = Encoder::new(&mut out);
+    let local = |col_version, seq| Cell { col_version, db_version, site: 0, origin_version: db_version, seq };
+    let mut writes = writes.iter().peekable();
+    for cell in Cells::new(blob) {
+        let (cid, old) = cell?;
+        while let Some(&&(w, seq)) = writes.peek() {
+            if w >= cid {
+                break;
+            }
+            enc.put(w, &local(1, seq));
+            writes.next();
+        }
+        match writes.peek() {
+            Some(&&(w, seq)) if w == cid => {
+                enc.put(cid, &local(old.col_version + 1, seq));
+                writes.next();
+            }
+            _ => enc.put(cid, &old),
+        }
+    }
+    for &(w, seq) in writes {
+        enc.put(w, &local(1, seq));
+    }
+    Ok(out)
+}
+
 impl RowClock {
     pub fn decode(cl: i64, blob: &[u8]) -> Result<RowClock, String> {
-        let mut pos = 0;
-        let mut cells = Vec::with_capacity(8);
-        let (mut cid, mut db_version, mut seq) = (0u64, 0i64, 0i64);
-        let get = |pos: &mut usize| varint::get(blob, pos, "clock blob");
-        while pos < blob.len() {
-            cid = cid.checked_add(get(&mut pos)?).filter(|c| *c <= u32::MAX as u64).ok_or("clock blob has a bad cid")?;
-            let col_version = get(&mut pos)? as i64;
-            db_version = db_version.wrapping_add(unzigzag(get(&mut pos)?));
-            let site = get(&mut pos)? as i64;
-            let ov = get(&mut pos)?;
-            seq = seq.wrapping_add(unzigzag(get(&mut pos)?));
-            let origin_version = if ov == 0 { db_version } else { (ov - 1) as i64 };
-            cells.push((cid as u32, Cell { col_version, db_version, site, origin_version, seq }));
-        }
+        let cells = Cells::new(blob).collect::<Result<Vec<_>, _>>()?;
         Ok(RowClock { cl, cells })
     }
 
@@ -82,16 +171,9 @@ impl RowClock {
     pub fn encode(&self) -> Vec<u8> {
         // Six varints per cell, most of one byte; room for a few longer ones (seq, versions).
         let mut out = Vec::with_capacity(self.cells.len() * 6 + 16);
-        let (mut prev_cid, mut prev_dbv, mut prev_seq) = (0u32, 0i64, 0i64);
+        let mut enc = Encoder::new(&mut out);
         for (cid, c) in &self.cells {
-            varint::put(&mut out, (*cid - prev_cid) as u64);
-            varint::put(&mut out, c.col_version as u64);
-            varint::put(&mut out, zigzag(c.db_version.wrapping_sub(prev_dbv)));
-            varint::put(&mut out, c.site as u64);
-            let ov = if c.origin_version == c.db_version { 0 } else { c.origin_version as u64 + 1 };
-            varint::put(&mut out, ov);
-            varint::put(&mut out, zigzag(c.seq.wrapping_sub(prev_seq)));
-            (prev_cid, prev_dbv, prev_seq) = (*cid, c.db_version, c.seq);
+            enc.put(*cid, c);
         }
         out
     }
@@ -150,5 +232,24 @@ mod tests {
         assert_eq!(RowClock::has_version_in(&blob, 1, 1), Ok(false));
         assert_eq!(RowClock::has_version_in(&[], 0, i64::MAX), Ok(false));
         assert!(RowClock::has_version_in(&blob[..blob.len() - 1], 0, 0).is_err());
+    }
+
+    #[test]
+    fn bump_encoded_matches_cells() {
+        let mut rc = RowClock { cl: 1, cells: vec![] };
+        rc.set(SENTINEL, Cell { col_version: 1, db_version: 4, site: 2, origin_version: 9, seq: 3 });
+        rc.set(2, Cell { col_version: 5, db_version: 300, site: 1, origin_version: 77, seq: 1 });
+        rc.set(5, Cell { col_version: 2, db_version: 200, site: 0, origin_version: 200, seq: 0 });
+        // Written: a column the clock lacks before, between and after the others, and two it has.
+        let writes = [(1, 10), (2, 11), (3, 12), (5, 13), (7, 14)];
+        let out = bump_encoded(&rc.encode(), &writes, 1000).unwrap();
+        let mut want = rc.clone();
+        for (cid, seq) in writes {
+            let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
+            want.set(cid, Cell { col_version: v, db_version: 1000, site: 0, origin_version: 1000, seq });
+        }
+        assert_eq!(RowClock::decode(1, &out).unwrap(), want);
+        assert_eq!(bump_encoded(&rc.encode(), &[], 1000).unwrap(), rc.encode());
+        assert!(bump_encoded(&[0x80], &writes, 1).is_err());
     }
 }

@@ -303,9 +303,9 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let t = table_for(&mut st, ctx)?;
         let tx = st.tx()?;
         let (dbv, first) = (tx.db_version, tx.seq);
-        let rc = local::fresh_clock(&mut st, &t)?;
+        let blob = local::fresh_clock_blob(&mut st, &t)?;
         st.fresh_seqs = Some((dbv, first, st.tx()?.seq));
-        Ok(rc.encode())
+        Ok(blob)
     })?;
 
     let sh = shared.clone();
@@ -315,10 +315,10 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         if ctx.len() != 2 + t.cols.len() {
             return Err(triggers_mismatch(&t));
         }
-        let mut rc = clock_arg(ctx, 1)?;
-        let changed: Vec<bool> = (0..t.cols.len()).map(|i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0)).collect();
-        local::bump(&mut st, &t, &mut rc, &changed)?;
-        Ok(rc.encode())
+        let ValueRef::Blob(blob) = ctx.get_raw(1) else {
+            return Err(fail("wavesync: corrupt clock row (clocks is not a blob)"));
+        };
+        local::bump_blob(&mut st, &t, blob, |i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0))
     })?;
 
     let sh = shared.clone();
@@ -356,21 +356,17 @@ fn triggers_mismatch(t: &crate::schema::TableInfo) -> rusqlite::Error {
     ))
 }
 
-/// A clock row's cells from a `clocks` argument (the causal length is not needed: the
-/// update trigger leaves the `cl` column as it is).
-fn clock_arg(ctx: &Context<'_>, i: usize) -> Result<crate::clock::RowClock> {
-    match ctx.get_raw(i) {
-        ValueRef::Blob(b) => crate::clock::RowClock::decode(1, b).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))),
-        _ => Err(fail("wavesync: corrupt clock row (clocks is not a blob)")),
-    }
-}
-
 fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {
     // Borrowed, not copied: triggers call this for every row they record.
-    let name = match ctx.get_raw(0) {
-        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|_| fail("wavesync trigger: argument 1 must be UTF-8 text"))?,
-        _ => return Err(fail("wavesync trigger: argument 1 must be text")),
+    let ValueRef::Text(name) = ctx.get_raw(0) else {
+        return Err(fail("wavesync trigger: argument 1 must be text"));
     };
+    if let Some(t) = st.last_table(name) {
+        let t = t.clone();
+        t.check_usable()?;
+        return Ok(t);
+    }
+    let name = std::str::from_utf8(name).map_err(|_| fail("wavesync trigger: argument 1 must be UTF-8 text"))?;
     let t = st.table(name)?.ok_or_else(|| {
         fail(format!("wavesync: '{name}' has wavesync triggers but is not a CRR; drop its __wavesync_ triggers or run wavesync_as_crr('{name}')"))
     })?;

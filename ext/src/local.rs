@@ -5,7 +5,7 @@
 //! previous value + 1. The sentinel (cid 0, shown as '-1') records the causal length when
 //! it is not implied: for deletes, re-inserts, and tables that have only key columns.
 
-use crate::clock::{Cell, RowClock, SENTINEL};
+use crate::clock::{self, Cell, RowClock, SENTINEL};
 use crate::error::Result;
 use crate::addwins;
 use crate::schema::{DeletePolicy, TableInfo};
@@ -16,27 +16,45 @@ fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
     Ok(Cell { col_version, db_version: dbv, site: 0, origin_version: dbv, seq })
 }
 
-/// The clock of a row inserted under a key never seen before: every column at version 1.
-pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+/// The cells a local write of the columns flagged by `written` (by position) creates:
+/// (cid, seq), sorted by cid; the seqs go to the columns in table order.
+fn writes(st: &mut State, t: &TableInfo, written: impl Fn(usize) -> bool) -> Result<Vec<(u32, i64)>> {
+    let tx = st.tx()?;
+    let mut w = Vec::with_capacity(t.cids.len());
+    for (i, &cid) in t.cids.iter().enumerate() {
+        if written(i) {
+            w.push((cid, tx.seq));
+            tx.seq += 1;
+        }
+    }
+    w.sort_unstable_by_key(|c| c.0);
+    Ok(w)
+}
+
+/// The encoded clock of a row inserted under a key never seen before: every column at
+/// version 1 (only the sentinel in a table of key columns only).
+pub fn fresh_clock_blob(st: &mut State, t: &TableInfo) -> Result<Vec<u8>> {
     let dbv = st.next_db_version(0)?;
-    let mut fresh = RowClock { cl: 1, cells: Vec::with_capacity(t.cols.len() + 1) };
-    if t.cols.is_empty() {
-        fresh.cells.push((SENTINEL, local_cell(st, 1, dbv)?));
-    }
-    for &cid in &t.cids {
-        fresh.set(cid, local_cell(st, 1, dbv)?);
-    }
-    Ok(fresh)
+    let w = if t.cols.is_empty() { vec![(SENTINEL, st.next_seq()?)] } else { writes(st, t, |_| true)? };
+    clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
+}
+
+pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+    let blob = fresh_clock_blob(st, t)?;
+    RowClock::decode(1, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
+}
+
+/// A local update, applied to the encoded clock `blob` of the row.
+pub fn bump_blob(st: &mut State, t: &TableInfo, blob: &[u8], changed: impl Fn(usize) -> bool) -> Result<Vec<u8>> {
+    let dbv = st.next_db_version(0)?;
+    let w = writes(st, t, changed)?;
+    clock::bump_encoded(blob, &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: corrupt clock row: {e}")))
 }
 
 /// A local update of the columns flagged in `changed`: each one's version goes up by one.
 pub fn bump(st: &mut State, t: &TableInfo, rc: &mut RowClock, changed: &[bool]) -> Result<()> {
-    let dbv = st.next_db_version(0)?;
-    for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
-        let cid = t.cids[i];
-        let v = rc.get(cid).map_or(1, |c| c.col_version + 1);
-        rc.set(cid, local_cell(st, v, dbv)?);
-    }
+    let blob = bump_blob(st, t, &rc.encode(), |i| changed[i])?;
+    *rc = RowClock::decode(rc.cl, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
     Ok(())
 }
 

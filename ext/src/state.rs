@@ -64,6 +64,8 @@ pub struct State {
     ords: HashMap<i64, SiteId>,
     tables: HashMap<String, Arc<TableInfo>>,
     tables_loaded: bool,
+    /// The table found last (triggers ask for the same table row after row).
+    last_table: Option<Arc<TableInfo>>,
     schema_version: i64,
     pub tx: Option<Tx>,
     seen_commits: u64,
@@ -119,6 +121,7 @@ impl Shared {
                 ords: HashMap::new(),
                 tables: HashMap::new(),
                 tables_loaded: false,
+                last_table: None,
                 schema_version: -1,
                 tx: None,
                 seen_commits: 0,
@@ -449,6 +452,7 @@ impl State {
             return Ok(());
         }
         self.tables.clear();
+        self.last_table = None;
         if self.meta_exists()? {
             for t in TableInfo::load_all(&self.conn)? {
                 self.tables.insert(t.name.to_lowercase(), Arc::new(t));
@@ -462,6 +466,7 @@ impl State {
     /// Forgets the cached table list (after as_crr/as_table changed it).
     pub fn invalidate_tables(&mut self) {
         self.tables_loaded = false;
+        self.last_table = None;
         self.forget_merges();
     }
 
@@ -490,10 +495,16 @@ impl State {
             self.refresh_tables()?;
         }
         if let Some(t) = self.tables.get(name).or_else(|| self.tables.get(&name.to_lowercase())) {
+            self.last_table = Some(t.clone());
             return Ok(Some(t.clone()));
         }
         self.refresh_tables()?;
         Ok(self.tables.get(&name.to_lowercase()).cloned())
+    }
+
+    /// The table `table` found last, if it is named exactly `name` and the list is loaded.
+    pub fn last_table(&self, name: &[u8]) -> Option<&Arc<TableInfo>> {
+        self.last_table.as_ref().filter(|t| self.tables_loaded && t.name.as_bytes() == name)
     }
 
     pub fn tables(&mut self) -> Result<Vec<Arc<TableInfo>>> {
