@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+mod serve;
+pub use serve::Served;
+
 pub type SiteId = [u8; 16];
 
 const CHANGE_COLS: &str = "\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version";
@@ -30,15 +33,6 @@ const CHANGE_COLS: &str = "\"table\", pk, cid, val, col_version, db_version, sit
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// Attempts before a write gives up (it is then repaired by the next catch-up).
 const WRITE_ATTEMPTS: u32 = 20;
-/// Largest read window (in versions) when serving this replica's own changes (indexed by
-/// db_version). Each window query walks every clock row changed since the window's first
-/// version (the extension's index is keyed by a row's newest cell) and SQLite sorts the
-/// window (ORDER BY origin_version, seq) before the first row comes out, so a window should
-/// be about one page: sized from the rows per version seen so far (`Db::rows_per_version`),
-/// not fixed. (A fixed 256-version window of 1000-row transactions read and sorted ~100x
-/// the rows it sent; small fixed windows of small transactions take many walks a page.)
-const LOCAL_WINDOW_MAX: i64 = 1 << 20;
-
 /// With a file watch: checks go on every `--poll-ms` until this many polls after the
 /// last file change. SQLite makes a WAL commit visible (wal-index in `-shm`, which is
 /// memory-mapped and so sends no events) just after its last write to `-wal`: a check
@@ -73,15 +67,6 @@ pub enum Event {
     Local { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
 }
 
-pub struct Served {
-    pub pages: Vec<Page>,
-    pub more: bool,
-    /// Versions the requester still lacks after these pages.
-    pub remaining_versions: u64,
-    /// Versions the requester lacked in total (its lag behind us).
-    pub lacked_versions: u64,
-}
-
 /// Opens a connection with the extension loaded.
 pub fn open(path: &Path, ext: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
@@ -111,8 +96,9 @@ pub struct Db {
     counters: Arc<Counters>,
     data_version: i64,
     last_published: i64,
-    /// Surviving change rows per local version in the last windows served (window sizing).
-    rows_per_version: std::cell::Cell<f64>,
+    /// Catch-up runs read ahead for the requests that continue them (serve.rs).
+    backlogs: Vec<serve::Backlog>,
+    backlog_reads: u64,
 }
 
 impl Db {
@@ -131,7 +117,7 @@ impl Db {
         // Publishing starts at the current version: peers get older versions by catch-up.
         let last_published = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
         info!(site = %hex::encode(site), db_version = last_published, db = %cfg.path.display(), "database open");
-        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, rows_per_version: std::cell::Cell::new(1.0) })
+        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, backlogs: Vec::new(), backlog_reads: 0 })
     }
 
     pub fn site(&self) -> SiteId {
@@ -311,117 +297,6 @@ impl Db {
             })
         })
     }
-
-    /// The responder side of catch-up: what a replica with `vector` lacks, as pages of
-    /// whole versions, within the budget (a version larger than the budget is sent alone).
-    fn serve(&self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
-        let runs: Vec<(Vec<u8>, i64, i64)> = {
-            let mut stmt = self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
-            let rows = stmt.query_map([vector], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<Result<_, _>>().context("wavesync_missing rejected the peer's vector")?
-        };
-        let lacked_versions: u64 = runs.iter().map(|(_, s, e)| (e - s + 1).max(0) as u64).sum();
-        let mut fill = Fill { pages: Vec::new(), rows: 0, bytes: 0, max_rows, max_bytes, full: false };
-        let mut remaining_versions = 0u64;
-        for (site, start, end) in runs {
-            let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_missing returned a site id that is not 16 bytes"))?;
-            if fill.full {
-                remaining_versions += (end - start + 1) as u64;
-                continue;
-            }
-            let covered = self.fill_run(&mut fill, site, start, end)?;
-            remaining_versions += (end - covered) as u64;
-        }
-        Ok(Served { more: fill.full, pages: fill.pages, remaining_versions, lacked_versions })
-    }
-
-    /// Adds pages for the run `start..=end` of `site`; returns the last version covered.
-    fn fill_run(&self, fill: &mut Fill, site: SiteId, start: i64, end: i64) -> Result<i64> {
-        // Our own changes are indexed by version, so read them in windows of about one page
-        // and stop early; other origins are found by a scan, so read the run in one query.
-        let local = site == self.site;
-        // A window of about the rest of the budget (+25%), from the rows per version seen.
-        let size = |fill: &Fill| -> i64 {
-            if !local {
-                return i64::MAX;
-            }
-            let left = fill.max_rows.saturating_sub(fill.rows).max(1) as f64;
-            ((left * 1.25 / self.rows_per_version.get().max(0.01)).ceil() as i64).clamp(1, LOCAL_WINDOW_MAX)
-        };
-        let mut page = Page { site, start, end: start - 1, rows: Vec::new() };
-        let mut lo = start;
-        while lo <= end {
-            let hi = end.min(lo.saturating_add(size(fill) - 1));
-            let mut read = 0usize;
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version BETWEEN ?2 AND ?3 \
-                 ORDER BY origin_version, seq"
-            ))?;
-            let mut rows = stmt.query(params![site.as_slice(), lo, hi])?;
-            // Rows of the version being read, added to the page only once it is whole.
-            let mut version: Option<(i64, Vec<ChangeRow>, usize)> = None;
-            loop {
-                let next = rows.next()?.map(read_row).transpose()?;
-                read += usize::from(next.is_some());
-                let boundary = match (&version, &next) {
-                    (Some((v, _, _)), Some(r)) => r.origin_version != *v,
-                    (Some(_), None) => true,
-                    _ => false,
-                };
-                if boundary {
-                    if let Some((v, vrows, vbytes)) = version.take() {
-                        let empty = fill.pages.is_empty() && page.rows.is_empty();
-                        if !empty && (fill.rows + vrows.len() > fill.max_rows || fill.bytes + vbytes > fill.max_bytes) {
-                            // Budget spent: the page ends just before this version.
-                            self.note_density(read - usize::from(next.is_some()), v - lo + 1);
-                            page.end = v - 1;
-                            fill.full = true;
-                            fill.push(page);
-                            return Ok(v - 1);
-                        }
-                        fill.rows += vrows.len();
-                        fill.bytes += vbytes;
-                        page.rows.extend(vrows);
-                        page.end = v;
-                    }
-                }
-                let Some(r) = next else { break };
-                match &mut version {
-                    Some((_, vrows, vbytes)) => {
-                        *vbytes += r.approx_size();
-                        vrows.push(r);
-                    }
-                    None => {
-                        let b = r.approx_size();
-                        version = Some((r.origin_version, vec![r], b));
-                    }
-                }
-            }
-            // Versions in the window without surviving changes belong to this page too.
-            page.end = hi;
-            if local {
-                self.note_density(read, hi - lo + 1);
-            }
-            lo = hi + 1;
-            if lo <= end && (fill.rows >= fill.max_rows || fill.bytes >= fill.max_bytes) {
-                fill.full = true;
-                fill.push(page);
-                return Ok(hi);
-            }
-        }
-        page.end = end;
-        fill.push(page);
-        Ok(end)
-    }
-}
-
-impl Db {
-    /// Remembers how many surviving rows a local version had in the window just read.
-    fn note_density(&self, rows: usize, versions: i64) {
-        if versions > 0 {
-            self.rows_per_version.set((rows as f64 / versions as f64).max(0.01));
-        }
-    }
 }
 
 /// Watches the database `path` and its `-wal` and `-journal` files (inotify) and signals
@@ -513,23 +388,6 @@ fn watch_files(path: &Path) -> Result<Receiver<()>> {
         })
         .context("cannot start the file watch thread")?;
     Ok(rx)
-}
-
-struct Fill {
-    pages: Vec<Page>,
-    rows: usize,
-    bytes: usize,
-    max_rows: usize,
-    max_bytes: usize,
-    full: bool,
-}
-
-impl Fill {
-    fn push(&mut self, page: Page) {
-        if page.end >= page.start {
-            self.pages.push(page);
-        }
-    }
 }
 
 /// Reads one `wavesync_changes` row (columns in CHANGE_COLS order), checking every type.
