@@ -1,5 +1,7 @@
 //! `make bench`: the same workloads on plain SQLite tables and on wavesync CRR tables, in
 //! one run, side by side (these machines are noisy: only ratios within one run compare).
+//! The write workloads also run on a plain table with no-op triggers (`FLOOR_TRIGGERS`):
+//! what any recorder built on triggers pays before it records anything.
 //!
 //!   wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]
 //!
@@ -41,8 +43,29 @@ fn parse_args() -> Args {
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Plain,
+    /// A plain table whose triggers only look at each written row: the least any
+    /// trigger-based recorder (wavesync, cr-sqlite) pays per row, whatever it records.
+    Floor,
+    /// Triggers that append one row per written row to a log table (no index): the least
+    /// a trigger-based recorder pays that keeps anything of a write in its transaction.
+    LogFloor,
     Crr,
 }
+
+const FLOOR_TRIGGERS: &str = "
+    CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN SELECT abs(NEW.id); END;
+    CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN
+      SELECT abs(NEW.id), NEW.a IS NOT OLD.a, NEW.b IS NOT OLD.b, NEW.c IS NOT OLD.c;
+    END;
+    CREATE TRIGGER t_del AFTER DELETE ON t BEGIN SELECT abs(OLD.id); END;";
+
+const LOG_TRIGGERS: &str = "
+    CREATE TABLE log (id INTEGER PRIMARY KEY, k INTEGER, f INTEGER);
+    CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO log (k, f) VALUES (NEW.id, 7); END;
+    CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN
+      INSERT INTO log (k, f) VALUES (NEW.id, (NEW.a IS NOT OLD.a) | (NEW.b IS NOT OLD.b) << 1 | (NEW.c IS NOT OLD.c) << 2);
+    END;
+    CREATE TRIGGER t_del AFTER DELETE ON t BEGIN INSERT INTO log (k, f) VALUES (OLD.id, 0); END;";
 
 /// Which extension makes the CRR side: ours (`wavesync_*`) or another one (`crsql_*`).
 struct Engine {
@@ -66,8 +89,11 @@ fn open(dir: &Path, file: &str, engine: &Engine) -> Connection {
 
 fn setup(c: &Connection, kind: Kind, engine: &Engine) {
     c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER, c REAL);").unwrap();
-    if kind == Kind::Crr {
-        c.query_row(&format!("SELECT {}_as_crr('t')", engine.prefix), [], |_| Ok(())).unwrap();
+    match kind {
+        Kind::Plain => {}
+        Kind::Floor => c.execute_batch(FLOOR_TRIGGERS).unwrap(),
+        Kind::LogFloor => c.execute_batch(LOG_TRIGGERS).unwrap(),
+        Kind::Crr => c.query_row(&format!("SELECT {}_as_crr('t')", engine.prefix), [], |_| Ok(())).unwrap(),
     }
 }
 
@@ -93,7 +119,12 @@ fn file_size(dir: &Path, file: &str, c: &Connection) -> u64 {
 
 /// One measurement per workload for one kind of table; seconds (or bytes for size).
 fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static str, f64)> {
-    let tag = if kind == Kind::Plain { "plain" } else { "crr" };
+    let tag = match kind {
+        Kind::Plain => "plain",
+        Kind::Floor => "floor",
+        Kind::LogFloor => "log",
+        Kind::Crr => "crr",
+    };
     let file = format!("{tag}.db");
     let mut out = Vec::new();
 
@@ -209,7 +240,7 @@ fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static st
                 while rows.next().unwrap().is_some() {}
             }),
         ));
-        let a = open(dir, "plain-alter.db", engine);
+        let a = open(dir, &format!("{tag}-alter.db"), engine);
         setup(&a, kind, engine);
         bulk_insert(&a, n);
         out.push((
@@ -255,6 +286,8 @@ fn main() {
     eprintln!("wavesync-bench: {n} rows, median of {} runs, in {}", args.runs, dir.display());
 
     let plain = measure(&dir, Kind::Plain, &ours, n, args.runs);
+    let floor = measure(&dir, Kind::Floor, &ours, n, args.runs);
+    let log_floor = measure(&dir, Kind::LogFloor, &ours, n, args.runs);
     let get = |v: &[(&str, f64)], k: &str| v.iter().find(|(n, _)| *n == k).map(|x| x.1);
     let mut engines = vec![ours];
     if let Some(p) = &args.compare_ext {
@@ -274,7 +307,10 @@ fn main() {
     ));
     for engine in &engines {
         let crr = measure(&dir, Kind::Crr, engine, n, args.runs);
-        report.push_str(&format!("| workload | plain | {} | ratio |\n|---|---|---|---|\n", engine.name));
+        report.push_str(&format!(
+            "| workload | plain | no-op trigger | trigger + log row | {} | ratio |\n|---|---|---|---|---|---|\n",
+            engine.name
+        ));
         let writes = [
             "bulk insert (INSERT ... SELECT)",
             "single-row inserts, one transaction",
@@ -284,31 +320,32 @@ fn main() {
         ];
         for w in writes {
             let (p, c) = (get(&plain, w).unwrap(), get(&crr, w).unwrap());
-            report.push_str(&format!("| {w} | {} | {} | {:.2}x |\n", fmt_secs(p), fmt_secs(c), c / p));
+            let (f, l) = (get(&floor, w).unwrap(), get(&log_floor, w).unwrap());
+            report.push_str(&format!("| {w} | {} | {:.2}x | {:.2}x | {} | {:.2}x |\n", fmt_secs(p), f / p, l / p, fmt_secs(c), c / p));
         }
         let (ps, cs) = (get(&plain, "file size (bytes)").unwrap(), get(&crr, "file size (bytes)").unwrap());
-        report.push_str(&format!("| file size after {n} inserts + 1k updates | {:.1} MB | {:.1} MB | {:.2}x |\n", ps / 1e6, cs / 1e6, cs / ps));
+        report.push_str(&format!("| file size after {n} inserts + 1k updates | {:.1} MB | | | {:.1} MB | {:.2}x |\n", ps / 1e6, cs / 1e6, cs / ps));
         let total = get(&crr, "changes in the table").unwrap();
         let rate = |k: &str| total / get(&crr, k).unwrap();
         report.push_str(&format!(
-            "| read all changes since 0 | {} (SELECT *) | {} | {:.0} changes/s |\n",
+            "| read all changes since 0 | {} (SELECT *) | | | {} | {:.0} changes/s |\n",
             fmt_secs(get(&plain, "read all rows (plain: SELECT *)").unwrap()),
             fmt_secs(get(&crr, "read all changes (since 0)").unwrap()),
             rate("read all changes (since 0)")
         ));
-        report.push_str(&format!("| read changes since a recent version | | {} | |\n", fmt_secs(get(&crr, "read changes since a recent version").unwrap())));
+        report.push_str(&format!("| read changes since a recent version | | | | {} | |\n", fmt_secs(get(&crr, "read changes since a recent version").unwrap())));
         report.push_str(&format!(
-            "| merge {total:.0} changes into an empty replica | | {} | {:.0} changes/s |\n",
+            "| merge {total:.0} changes into an empty replica | | | | {} | {:.0} changes/s |\n",
             fmt_secs(get(&crr, "merge all changes into an empty replica").unwrap()),
             rate("merge all changes into an empty replica")
         ));
         report.push_str(&format!(
-            "| re-merge the same changes (no-op) | | {} | {:.0} changes/s |\n",
+            "| re-merge the same changes (no-op) | | | | {} | {:.0} changes/s |\n",
             fmt_secs(get(&crr, "re-merge the same changes (no-op)").unwrap()),
             rate("re-merge the same changes (no-op)")
         ));
         report.push_str(&format!(
-            "| add a column to a {n}-row table | {} | {} | {:.2}x |\n\n",
+            "| add a column to a {n}-row table | {} | | | {} | {:.2}x |\n\n",
             fmt_secs(get(&plain, "ADD COLUMN (plain)").unwrap()),
             fmt_secs(get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap()),
             get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap() / get(&plain, "ADD COLUMN (plain)").unwrap()
