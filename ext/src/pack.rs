@@ -68,8 +68,9 @@ fn be_u64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64)
 }
 
-/// Unpacks a blob made by `pack`; rejects anything that `pack` could not have produced
-/// in its structure (unknown types, over-long lengths, trailing bytes).
+/// Unpacks a blob made by `pack`; rejects anything `pack` could not have produced (unknown
+/// types, truncation, trailing bytes, and lengths that are not minimal): a key has exactly
+/// one packed form, so two forms can never name the same row twice in a clock table.
 pub fn unpack(blob: &[u8]) -> Result<Vec<Val>, String> {
     let mut buf = blob;
     let count = *take(&mut buf, 1)?.first().unwrap_or(&0) as usize;
@@ -81,6 +82,9 @@ pub fn unpack(blob: &[u8]) -> Result<Vec<Val>, String> {
             T_NULL if n == 0 => Val::Null,
             T_INT if n <= 8 => {
                 let raw = be_u64(take(&mut buf, n)?);
+                if unsigned_len(raw) != n {
+                    return Err(format!("packed integer {} is not in its shortest form", raw as i64));
+                }
                 // Sign-extend only full-width values: pack writes negatives with 8 bytes.
                 Val::Int(raw as i64)
             }
@@ -90,6 +94,9 @@ pub fn unpack(blob: &[u8]) -> Result<Vec<Val>, String> {
             }
             T_TEXT | T_BLOB if n <= 8 => {
                 let len = be_u64(take(&mut buf, n)?);
+                if unsigned_len(len) != n {
+                    return Err("packed length is not in its shortest form".into());
+                }
                 if len > buf.len() as u64 {
                     return Err("packed columns are truncated".into());
                 }
@@ -156,5 +163,10 @@ mod tests {
         extra.push(0);
         assert!(unpack(&extra).is_err());
         assert!(unpack(&[1, 0x07]).is_err());
+        // One form per key: longer-than-needed integers and lengths are refused.
+        assert!(unpack(&[1, 0x09, 0x00]).is_err());
+        assert!(unpack(&[1, 0x11, 0x00, 0x05]).is_err());
+        assert!(unpack(&[1, 0x13, 0x00, 0x01, b'a']).is_err());
+        assert!(unpack(&[1, 0x03]).is_ok());
     }
 }
