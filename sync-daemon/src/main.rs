@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tracing::{error, info};
 
 fn main() {
+    db::configure_sqlite();
     let cli = cli::Cli::parse();
     init_logging();
     let result = match cli.command {
