@@ -170,6 +170,7 @@ impl Db {
                 if let Err(e) = self.publish_local(&events) {
                     warn!("reading local changes failed (will retry): {e:#}");
                 }
+                self.expire_backlogs();
                 continue;
             }
             crossbeam_channel::select! {

@@ -88,13 +88,11 @@ enum Cut {
 
 /// Adds `rows` — (id, row), sorted by origin_version then seq — to `page` one whole version
 /// at a time while the budget allows (the first version of a response always fits).
-/// `read` counts the rows taken from the stream.
-fn cut(fill: &mut Fill, page: &mut Page, rows: &mut dyn Iterator<Item = Result<(i64, ChangeRow)>>, read: &mut usize) -> Result<Cut> {
+fn cut(fill: &mut Fill, page: &mut Page, rows: &mut dyn Iterator<Item = Result<(i64, ChangeRow)>>) -> Result<Cut> {
     // The version being read: (version, id of its first row, its rows, their size).
     let mut version: Option<(i64, i64, Vec<ChangeRow>, usize)> = None;
     loop {
         let next = rows.next().transpose()?;
-        *read += usize::from(next.is_some());
         let boundary = match (&version, &next) {
             (Some((v, ..)), Some((_, r))) => r.origin_version != *v,
             (Some(_), None) => true,
@@ -104,7 +102,6 @@ fn cut(fill: &mut Fill, page: &mut Page, rows: &mut dyn Iterator<Item = Result<(
             if let Some((v, id, vrows, vbytes)) = version.take() {
                 let empty = fill.pages.is_empty() && page.rows.is_empty();
                 if !empty && (fill.rows + vrows.len() > fill.max_rows || fill.bytes + vbytes > fill.max_bytes) {
-                    *read -= usize::from(next.is_some());
                     return Ok(Cut::Budget { version: v, id });
                 }
                 fill.rows += vrows.len();
@@ -263,8 +260,7 @@ impl Db {
         let mut stream = std::iter::from_fn(|| {
             rows.next().map_err(anyhow::Error::from).and_then(|r| r.map(|r| Ok((r.get::<_, i64>(10)?, read_row(r)?))).transpose()).transpose()
         });
-        let mut read = 0;
-        let stop = cut(fill, page, &mut stream, &mut read)?;
+        let stop = cut(fill, page, &mut stream)?;
         drop(stream);
         drop(rows);
         drop(stmt);
@@ -308,6 +304,7 @@ impl Db {
     }
 
     /// Drops backlogs left idle (their requesters went away or ask for something else).
+    /// Called on every request and by the database thread's periodic check.
     pub(super) fn expire_backlogs(&mut self) {
         while let Some(i) = self.backlogs.iter().position(|b| b.used.elapsed() > BACKLOG_IDLE) {
             self.drop_backlog(i);
