@@ -112,6 +112,7 @@ pub struct Db {
     last_published: i64,
     /// Catch-up runs read ahead for the requests that continue them (serve.rs).
     backlogs: Vec<serve::Backlog>,
+    /// Reads ahead so far (a unit test checks that requests mostly do without one).
     backlog_reads: u64,
 }
 

@@ -1,7 +1,8 @@
 //! `make bench`: the same workloads on plain SQLite tables and on wavesync CRR tables, in
 //! one run, side by side (these machines are noisy: only ratios within one run compare).
-//! The write workloads also run on a plain table with no-op triggers (`FLOOR_TRIGGERS`):
-//! what any recorder built on triggers pays before it records anything.
+//! The write workloads also run on plain tables with no-op triggers (`FLOOR_TRIGGERS`) and
+//! with triggers that append a log row (`LOG_TRIGGERS`): what any recorder built on
+//! triggers pays before it records anything, and to keep anything at all.
 //!
 //!   wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]
 //!
