@@ -66,6 +66,8 @@ pub struct State {
     tables_loaded: bool,
     /// The table found last (triggers ask for the same table row after row).
     last_table: Option<Arc<TableInfo>>,
+    /// `current_db_version`'s query for the loaded tables (built when they load).
+    db_version_sql: Option<String>,
     schema_version: i64,
     pub tx: Option<Tx>,
     seen_commits: u64,
@@ -122,6 +124,7 @@ impl Shared {
                 tables: HashMap::new(),
                 tables_loaded: false,
                 last_table: None,
+                db_version_sql: None,
                 schema_version: -1,
                 tx: None,
                 seen_commits: 0,
@@ -453,6 +456,7 @@ impl State {
         }
         self.tables.clear();
         self.last_table = None;
+        self.db_version_sql = None;
         if self.meta_exists()? {
             for t in TableInfo::load_all(&self.conn)? {
                 self.tables.insert(t.name.to_lowercase(), Arc::new(t));
@@ -522,17 +526,25 @@ impl State {
             return Ok(0);
         }
         self.refresh_tables()?;
-        let mut sql = String::from(
-            "SELECT max(0, ifnull((SELECT value FROM wavesync_meta WHERE key = 'db_version_floor'), 0)",
-        );
-        let mut names: Vec<&String> = self.tables.values().map(|t| &t.clock).collect();
-        names.sort();
-        for c in names {
-            sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));
-        }
-        sql.push(')');
-        let v: i64 = self.stmt(&sql)?.query_row([], |r| r.get(0))?;
-        Ok(v)
+        // Every transaction asks: the query text is built once per loaded table list.
+        let sql = match self.db_version_sql.take() {
+            Some(sql) => sql,
+            None => {
+                let mut sql = String::from(
+                    "SELECT max(0, ifnull((SELECT value FROM wavesync_meta WHERE key = 'db_version_floor'), 0)",
+                );
+                let mut names: Vec<&String> = self.tables.values().map(|t| &t.clock).collect();
+                names.sort();
+                for c in names {
+                    sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));
+                }
+                sql.push(')');
+                sql
+            }
+        };
+        let v = self.stmt(&sql).and_then(|mut s| s.query_row([], |r| r.get(0)));
+        self.db_version_sql = Some(sql);
+        Ok(v?)
     }
 
     /// Starts wavesync's view of a write transaction if none is open.
