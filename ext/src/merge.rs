@@ -125,7 +125,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
     let origin_version = ch.origin_version.unwrap_or(ch.db_version);
     if site == 0 {
         // Our own write coming back: never reuse a version a peer has already seen.
-        st.next_db_version(origin_version)?;
+        st.raise_db_version(origin_version)?;
     }
     if st.resync {
         crate::compact::note_resync(st, &t.name, ch.pk)?;

@@ -35,6 +35,9 @@ pub struct Tx {
     /// The db_version every local write of this transaction records.
     pub db_version: i64,
     pub seq: i64,
+    /// `next_db_version` gave db_version out (to be written): a transaction that only
+    /// looked, such as an UPDATE that changed no value, leaves no version behind.
+    handed_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,14 @@ pub struct State {
     /// `current_db_version`'s query for the loaded tables (built when they load).
     db_version_sql: Option<String>,
     schema_version: i64,
+    /// wavesync's own tables exist (read when the schema version moves).
+    meta_present: bool,
+    /// (`PRAGMA data_version`, v): while data_version still reads the same, no other
+    /// connection has committed, so no committed db_version is above v. v also covers this
+    /// connection's own committed transactions (`end_transaction`). Spares each new
+    /// transaction the walk over every CRR's clock table. Dropped after a rollback and
+    /// whenever the table list is reloaded.
+    known_version: Option<(i64, i64)>,
     pub tx: Option<Tx>,
     seen_commits: u64,
     seen_rollbacks: u64,
@@ -126,6 +137,8 @@ impl Shared {
                 last_table: None,
                 db_version_sql: None,
                 schema_version: -1,
+                meta_present: false,
+                known_version: None,
                 tx: None,
                 seen_commits: 0,
                 seen_rollbacks: 0,
@@ -174,6 +187,8 @@ impl Shared {
         let savepoint_rollbacks = self.savepoint_rollbacks.load(Ordering::Acquire);
         if savepoint_rollbacks != st.seen_savepoint_rollbacks {
             st.forget_merges();
+            // What the transaction wrote at its version may be undone: ask the clocks next time.
+            st.known_version = None;
             for (_, row) in st.sites.values_mut() {
                 if *row == SiteRow::Heard {
                     *row = SiteRow::Unsure;
@@ -241,7 +256,15 @@ impl State {
     }
 
     fn end_transaction(&mut self, rolled_back: bool) {
-        self.tx = None;
+        // Without a rollback the transaction committed: the version it wrote is the newest.
+        // After one (maybe of a later transaction), the clocks are asked again.
+        if let (Some(tx), Some((dv, v))) = (self.tx.take(), self.known_version) {
+            self.known_version = match (rolled_back, tx.handed_out) {
+                (true, _) => None,
+                (false, true) => Some((dv, v.max(tx.db_version))),
+                (false, false) => Some((dv, v)),
+            };
+        }
         self.forget_merges();
         self.rows_impacted = 0;
         self.merge_equal_values = None;
@@ -457,7 +480,9 @@ impl State {
         self.tables.clear();
         self.last_table = None;
         self.db_version_sql = None;
-        if self.meta_exists()? {
+        self.known_version = None;
+        self.meta_present = self.meta_exists()?;
+        if self.meta_present {
             for t in TableInfo::load_all(&self.conn)? {
                 self.tables.insert(t.name.to_lowercase(), Arc::new(t));
             }
@@ -518,15 +543,31 @@ impl State {
         Ok(v)
     }
 
+    /// Whether wavesync's own tables exist (cached per schema version).
+    pub fn meta_present(&mut self) -> Result<bool> {
+        self.refresh_tables()?;
+        Ok(self.meta_present)
+    }
+
     /// The highest db_version recorded in the database (committed or written by this
     /// connection's open transaction). Derived from the clocks rather than stored in a
-    /// counter so that a rolled-back statement can never leave the counter behind.
+    /// counter so that a rolled-back statement can never leave the counter behind; between
+    /// transactions, `known_version` answers while no other connection has committed.
     pub fn current_db_version(&mut self) -> Result<i64> {
-        if !self.meta_exists()? {
+        if !self.meta_present()? {
             return Ok(0);
         }
-        self.refresh_tables()?;
-        // Every transaction asks: the query text is built once per loaded table list.
+        // Inside a transaction the answer must include what it wrote so far: ask the clocks.
+        let data_version = match self.tx {
+            None => Some(self.stmt("PRAGMA main.data_version")?.query_row([], |r| r.get::<_, i64>(0))?),
+            Some(_) => None,
+        };
+        if let (Some(dv), Some((known_dv, v))) = (data_version, self.known_version) {
+            if dv == known_dv {
+                return Ok(v);
+            }
+        }
+        // The query text is built once per loaded table list.
         let sql = match self.db_version_sql.take() {
             Some(sql) => sql,
             None => {
@@ -544,7 +585,11 @@ impl State {
         };
         let v = self.stmt(&sql).and_then(|mut s| s.query_row([], |r| r.get(0)));
         self.db_version_sql = Some(sql);
-        Ok(v?)
+        let v = v?;
+        if let Some(dv) = data_version {
+            self.known_version = Some((dv, v));
+        }
+        Ok(v)
     }
 
     /// Starts wavesync's view of a write transaction if none is open.
@@ -552,18 +597,26 @@ impl State {
         if self.tx.is_none() {
             self.ensure_meta()?;
             let v = self.current_db_version()?;
-            self.tx = Some(Tx { db_version: v + 1, seq: 0 });
+            self.tx = Some(Tx { db_version: v + 1, seq: 0, handed_out: false });
         }
         Ok(self.tx.as_mut().unwrap())
     }
 
-    /// The db_version of the open transaction, raised to at least `at_least`.
+    /// The db_version of the open transaction, raised to at least `at_least`, for a write.
     pub fn next_db_version(&mut self, at_least: i64) -> Result<i64> {
+        self.raise_db_version(at_least)?;
+        let tx = self.tx()?;
+        tx.handed_out = true;
+        Ok(tx.db_version)
+    }
+
+    /// Raises the open transaction's db_version to at least `at_least`, writing nothing.
+    pub fn raise_db_version(&mut self, at_least: i64) -> Result<()> {
         let tx = self.tx()?;
         if at_least > tx.db_version {
             tx.db_version = at_least;
         }
-        Ok(tx.db_version)
+        Ok(())
     }
 
     pub fn next_seq(&mut self) -> Result<i64> {

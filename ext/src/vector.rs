@@ -121,7 +121,7 @@ fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
 /// This replica's vector, the local site included.
 pub fn load(st: &mut State) -> Result<Vector> {
     let mut v = Vector::new();
-    if !st.meta_exists()? {
+    if !st.meta_present()? {
         return Ok(v);
     }
     let rows: Vec<(Vec<u8>, i64, i64)> = st.stmt(
