@@ -257,17 +257,35 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Medians over `runs` of each workload.
-fn measure(dir: &Path, kind: Kind, engine: &Engine, n: i64, runs: usize) -> Vec<(&'static str, f64)> {
-    let all: Vec<Vec<(&'static str, f64)>> = (0..runs).map(|_| run_once(dir, kind, engine, n)).collect();
-    all[0]
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| {
-            let mut v: Vec<f64> = all.iter().map(|r| r[i].1).collect();
-            (*name, median(&mut v))
-        })
-        .collect()
+/// Every run's figures for one kind of table (and engine).
+struct Series(Vec<Vec<(&'static str, f64)>>);
+
+impl Series {
+    fn runs(&self, k: &str) -> impl Iterator<Item = f64> + '_ {
+        let k = k.to_string();
+        self.0.iter().map(move |run| run.iter().find(|(n, _)| *n == k).unwrap_or_else(|| panic!("no figure '{k}'")).1)
+    }
+
+    fn median(&self, k: &str) -> f64 {
+        median(&mut self.runs(k).collect::<Vec<_>>())
+    }
+
+    /// The median over runs of this series' figure over `base`'s in the same run: each run
+    /// measures every kind back to back, so a slow spell of the machine hits both sides.
+    fn ratio(&self, base: &Series, k: &str) -> f64 {
+        median(&mut self.runs(k).zip(base.runs(k)).map(|(a, b)| a / b).collect::<Vec<_>>())
+    }
+}
+
+/// Runs every kind once per run, in turn (not all runs of one kind together).
+fn measure(dir: &Path, kinds: &[(Kind, &Engine)], n: i64, runs: usize) -> Vec<Series> {
+    let mut out: Vec<Series> = kinds.iter().map(|_| Series(Vec::new())).collect();
+    for _ in 0..runs {
+        for (i, (kind, engine)) in kinds.iter().enumerate() {
+            out[i].0.push(run_once(dir, *kind, engine, n));
+        }
+    }
+    out
 }
 
 fn fmt_secs(s: f64) -> String {
@@ -286,14 +304,14 @@ fn main() {
     let n = args.rows;
     eprintln!("wavesync-bench: {n} rows, median of {} runs, in {}", args.runs, dir.display());
 
-    let plain = measure(&dir, Kind::Plain, &ours, n, args.runs);
-    let floor = measure(&dir, Kind::Floor, &ours, n, args.runs);
-    let log_floor = measure(&dir, Kind::LogFloor, &ours, n, args.runs);
-    let get = |v: &[(&str, f64)], k: &str| v.iter().find(|(n, _)| *n == k).map(|x| x.1);
     let mut engines = vec![ours];
     if let Some(p) = &args.compare_ext {
         engines.push(Engine { name: p.file_name().unwrap().to_string_lossy().into(), ext: p.clone(), entry: None, prefix: "crsql" });
     }
+    let mut kinds = vec![(Kind::Plain, &engines[0]), (Kind::Floor, &engines[0]), (Kind::LogFloor, &engines[0])];
+    kinds.extend(engines.iter().map(|e| (Kind::Crr, e)));
+    let mut series = measure(&dir, &kinds, n, args.runs).into_iter();
+    let (plain, floor, log_floor) = (series.next().unwrap(), series.next().unwrap(), series.next().unwrap());
     let mut report = String::new();
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -301,13 +319,13 @@ fn main() {
         .unwrap_or_default();
     let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     report.push_str(&format!(
-        "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL.\n\n",
+        "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL. \
+         Each run measures every kind of table in turn; a ratio is the median of the runs' ratios, a time the median time.\n\n",
         args.runs,
         std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
         rusqlite::version()
     ));
-    for engine in &engines {
-        let crr = measure(&dir, Kind::Crr, engine, n, args.runs);
+    for (engine, crr) in engines.iter().zip(series) {
         report.push_str(&format!(
             "| workload | plain | no-op trigger | trigger + log row | {} | ratio |\n|---|---|---|---|---|---|\n",
             engine.name
@@ -320,36 +338,49 @@ fn main() {
             "delete half the rows",
         ];
         for w in writes {
-            let (p, c) = (get(&plain, w).unwrap(), get(&crr, w).unwrap());
-            let (f, l) = (get(&floor, w).unwrap(), get(&log_floor, w).unwrap());
-            report.push_str(&format!("| {w} | {} | {:.2}x | {:.2}x | {} | {:.2}x |\n", fmt_secs(p), f / p, l / p, fmt_secs(c), c / p));
+            report.push_str(&format!(
+                "| {w} | {} | {:.2}x | {:.2}x | {} | {:.2}x |\n",
+                fmt_secs(plain.median(w)),
+                floor.ratio(&plain, w),
+                log_floor.ratio(&plain, w),
+                fmt_secs(crr.median(w)),
+                crr.ratio(&plain, w)
+            ));
         }
-        let (ps, cs) = (get(&plain, "file size (bytes)").unwrap(), get(&crr, "file size (bytes)").unwrap());
-        report.push_str(&format!("| file size after {n} inserts + 1k updates | {:.1} MB | | | {:.1} MB | {:.2}x |\n", ps / 1e6, cs / 1e6, cs / ps));
-        let total = get(&crr, "changes in the table").unwrap();
-        let rate = |k: &str| total / get(&crr, k).unwrap();
+        let size = "file size (bytes)";
+        report.push_str(&format!(
+            "| file size after {n} inserts + 1k updates | {:.1} MB | | | {:.1} MB | {:.2}x |\n",
+            plain.median(size) / 1e6,
+            crr.median(size) / 1e6,
+            crr.ratio(&plain, size)
+        ));
+        let total = crr.median("changes in the table");
+        let rate = |k: &str| total / crr.median(k);
         report.push_str(&format!(
             "| read all changes since 0 | {} (SELECT *) | | | {} | {:.0} changes/s |\n",
-            fmt_secs(get(&plain, "read all rows (plain: SELECT *)").unwrap()),
-            fmt_secs(get(&crr, "read all changes (since 0)").unwrap()),
+            fmt_secs(plain.median("read all rows (plain: SELECT *)")),
+            fmt_secs(crr.median("read all changes (since 0)")),
             rate("read all changes (since 0)")
         ));
-        report.push_str(&format!("| read changes since a recent version | | | | {} | |\n", fmt_secs(get(&crr, "read changes since a recent version").unwrap())));
+        report.push_str(&format!("| read changes since a recent version | | | | {} | |\n", fmt_secs(crr.median("read changes since a recent version"))));
         report.push_str(&format!(
             "| merge {total:.0} changes into an empty replica | | | | {} | {:.0} changes/s |\n",
-            fmt_secs(get(&crr, "merge all changes into an empty replica").unwrap()),
+            fmt_secs(crr.median("merge all changes into an empty replica")),
             rate("merge all changes into an empty replica")
         ));
         report.push_str(&format!(
             "| re-merge the same changes (no-op) | | | | {} | {:.0} changes/s |\n",
-            fmt_secs(get(&crr, "re-merge the same changes (no-op)").unwrap()),
+            fmt_secs(crr.median("re-merge the same changes (no-op)")),
             rate("re-merge the same changes (no-op)")
         ));
+        let alter = "begin_alter + ADD COLUMN + commit_alter";
+        let plain_alter = "ADD COLUMN (plain)";
+        let alter_ratio = median(&mut crr.runs(alter).zip(plain.runs(plain_alter)).map(|(a, b)| a / b).collect::<Vec<_>>());
         report.push_str(&format!(
             "| add a column to a {n}-row table | {} | | | {} | {:.2}x |\n\n",
-            fmt_secs(get(&plain, "ADD COLUMN (plain)").unwrap()),
-            fmt_secs(get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap()),
-            get(&crr, "begin_alter + ADD COLUMN + commit_alter").unwrap() / get(&plain, "ADD COLUMN (plain)").unwrap()
+            fmt_secs(plain.median(plain_alter)),
+            fmt_secs(crr.median(alter)),
+            alter_ratio
         ));
     }
     print!("{report}");
