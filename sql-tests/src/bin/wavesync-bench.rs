@@ -8,6 +8,7 @@
 //!
 //! `--compare-ext` runs the CRR workloads a second time with another cr-sqlite-compatible
 //! extension (loaded with its default entry point, driven through the `crsql_*` names).
+//! The databases go under `$TMPDIR` (default /tmp); `TMPDIR=/dev/shm` leaves out the disk.
 
 use rusqlite::{params, Connection, LoadExtensionGuard};
 use std::path::{Path, PathBuf};
@@ -318,12 +319,16 @@ fn main() {
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_default();
     let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    // Where the files live matters: on a disk the kernel's writeback of earlier runs slows
+    // later ones, on tmpfs (TMPDIR=/dev/shm) only CPU work is left.
+    let fs = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(&dir).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     report.push_str(&format!(
-        "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL. \
+        "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL, files on {fs} ({}). \
          Each run measures every kind of table in turn; a ratio is the median of the runs' ratios, a time the median time.\n\n",
         args.runs,
         std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0),
-        rusqlite::version()
+        rusqlite::version(),
+        dir.parent().map(|p| p.display().to_string()).unwrap_or_default()
     ));
     for (engine, crr) in engines.iter().zip(series) {
         report.push_str(&format!(
