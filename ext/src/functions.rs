@@ -155,6 +155,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "site_id", 0, utf8, true, move |_ctx| {
         let mut st = sh.lock()?;
+        st.meta_present()?; // notices a database replaced under the connection
         Ok(st.site_id()?.to_vec())
     })?;
 

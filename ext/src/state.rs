@@ -481,6 +481,14 @@ impl State {
         self.last_table = None;
         self.db_version_sql = None;
         self.known_version = None;
+        if self.tx.is_none() {
+            // A database replaced under the connection shows the same way (restoring a
+            // backup into it moves the schema version): read this replica's site id and
+            // the site ordinals again. Inside a transaction they track its own rows.
+            self.site_id = None;
+            self.sites.clear();
+            self.ords.clear();
+        }
         self.meta_present = self.meta_exists()?;
         if self.meta_present {
             for t in TableInfo::load_all(&self.conn)? {
