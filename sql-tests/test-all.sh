@@ -116,6 +116,9 @@ if [ "$suites" = reliability ]; then
     # shellcheck disable=SC2086
     run_suite "reliability, long: extension decoder fuzz" parse_cargo \
         $cargo_run test --release -p wavesync-sql-tests --test fuzz_inputs -- --nocapture
+    # shellcheck disable=SC2086
+    run_suite "reliability, long: db_version across connections" parse_cargo \
+        $cargo_run test --release -p wavesync-sql-tests --test versions
     summary
     exit 0
 fi

@@ -169,8 +169,10 @@ impl World {
     }
 }
 
+/// `PROPTEST_CASES`, else 64 (2000 with `WAVESYNC_LONG=1`, `make test-reliability`).
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    let default = if std::env::var("WAVESYNC_LONG").is_ok_and(|v| !v.is_empty() && v != "0") { 2000 } else { 64 };
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 proptest! {
