@@ -77,8 +77,9 @@ pub struct State {
     /// (`PRAGMA data_version`, v): while data_version still reads the same, no other
     /// connection has committed, so no committed db_version is above v. v also covers this
     /// connection's own committed transactions (`end_transaction`). Spares each new
-    /// transaction the walk over every CRR's clock table. Dropped after a rollback and
-    /// whenever the table list is reloaded.
+    /// transaction the walk over every CRR's clock table. Dropped after a rollback, a
+    /// statement rollback heard through xRollbackTo, and whenever the table list is
+    /// reloaded.
     known_version: Option<(i64, i64)>,
     pub tx: Option<Tx>,
     seen_commits: u64,
