@@ -1,8 +1,11 @@
 //! `make bench`: the same workloads on plain SQLite tables and on wavesync CRR tables, in
 //! one run, side by side (these machines are noisy: only ratios within one run compare).
-//! The write workloads also run on plain tables with no-op triggers (`FLOOR_TRIGGERS`) and
-//! with triggers that append a log row (`LOG_TRIGGERS`): what any recorder built on
-//! triggers pays before it records anything, and to keep anything at all.
+//! The write workloads also run on plain tables with triggers. No-op triggers
+//! (`FLOOR_TRIGGERS`) and triggers that append a log row (`LOG_TRIGGERS`) show what any
+//! recorder built on triggers pays before it records anything, and to keep anything at
+//! all. Triggers that write wavesync's clock rows in plain SQL (`CLOCK_TRIGGERS`), with the
+//! version index or with a log row instead of it, show wavesync's storage without its Rust,
+//! and what an append-only change log could reach.
 //!
 //!   wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]
 //!
@@ -51,6 +54,12 @@ enum Kind {
     /// Triggers that append one row per written row to a log table (no index): the least
     /// a trigger-based recorder pays that keeps anything of a write in its transaction.
     LogFloor,
+    /// wavesync's storage written by SQL alone: one clock row per table row (a fixed blob
+    /// of the real size) and its `db_version` index; no Rust, no version logic.
+    ClockSql,
+    /// The same clock row without the index, plus a log row per write: what an
+    /// append-only change log in place of the index could cost at best.
+    ClockLogSql,
     Crr,
 }
 
@@ -68,6 +77,25 @@ const LOG_TRIGGERS: &str = "
       INSERT INTO log (k, f) VALUES (NEW.id, (NEW.a IS NOT OLD.a) | (NEW.b IS NOT OLD.b) << 1 | (NEW.c IS NOT OLD.c) << 2);
     END;
     CREATE TRIGGER t_del AFTER DELETE ON t BEGIN INSERT INTO log (k, f) VALUES (OLD.id, 0); END;";
+
+// Blobs of the sizes wavesync writes for this table: a fresh clock (3 cells), one after
+// an update of a column (bigger seq deltas), a tombstone (the sentinel only).
+const CLOCK_TABLE: &str = "CREATE TABLE clk (pk INTEGER PRIMARY KEY, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL);";
+const CLOCK_TRIGGERS: &str = "
+    CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN
+      INSERT INTO clk VALUES (NEW.id, 1, 1, x'010102000001010200000101010000') ON CONFLICT DO NOTHING;
+    END;
+    CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN
+      UPDATE clk SET db_version = 2, clocks = x'01010200008ABF050102020000DBD4030101010000E0D403' WHERE pk = NEW.id;
+    END;
+    CREATE TRIGGER t_del AFTER DELETE ON t BEGIN
+      UPDATE clk SET cl = cl + 1, db_version = 3, clocks = x'000206000000' WHERE pk = OLD.id;
+    END;";
+const CLOCK_LOG_TRIGGERS: &str = "
+    CREATE TABLE log (id INTEGER PRIMARY KEY, v INTEGER, k INTEGER);
+    CREATE TRIGGER t_log_ins AFTER INSERT ON t BEGIN INSERT INTO log (v, k) VALUES (1, NEW.id); END;
+    CREATE TRIGGER t_log_upd AFTER UPDATE ON t BEGIN INSERT INTO log (v, k) VALUES (2, NEW.id); END;
+    CREATE TRIGGER t_log_del AFTER DELETE ON t BEGIN INSERT INTO log (v, k) VALUES (3, OLD.id); END;";
 
 /// Which extension makes the CRR side: ours (`wavesync_*`) or another one (`crsql_*`).
 struct Engine {
@@ -95,6 +123,16 @@ fn setup(c: &Connection, kind: Kind, engine: &Engine) {
         Kind::Plain => {}
         Kind::Floor => c.execute_batch(FLOOR_TRIGGERS).unwrap(),
         Kind::LogFloor => c.execute_batch(LOG_TRIGGERS).unwrap(),
+        Kind::ClockSql => {
+            c.execute_batch(CLOCK_TABLE).unwrap();
+            c.execute_batch("CREATE INDEX clk_dbv ON clk (db_version);").unwrap();
+            c.execute_batch(CLOCK_TRIGGERS).unwrap();
+        }
+        Kind::ClockLogSql => {
+            c.execute_batch(CLOCK_TABLE).unwrap();
+            c.execute_batch(CLOCK_TRIGGERS).unwrap();
+            c.execute_batch(CLOCK_LOG_TRIGGERS).unwrap();
+        }
         Kind::Crr => c.query_row(&format!("SELECT {}_as_crr('t')", engine.prefix), [], |_| Ok(())).unwrap(),
     }
 }
@@ -125,6 +163,8 @@ fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static st
         Kind::Plain => "plain",
         Kind::Floor => "floor",
         Kind::LogFloor => "log",
+        Kind::ClockSql => "clock",
+        Kind::ClockLogSql => "clocklog",
         Kind::Crr => "crr",
     };
     let file = format!("{tag}.db");
@@ -309,10 +349,12 @@ fn main() {
     if let Some(p) = &args.compare_ext {
         engines.push(Engine { name: p.file_name().unwrap().to_string_lossy().into(), ext: p.clone(), entry: None, prefix: "crsql" });
     }
-    let mut kinds = vec![(Kind::Plain, &engines[0]), (Kind::Floor, &engines[0]), (Kind::LogFloor, &engines[0])];
+    let mut kinds: Vec<(Kind, &Engine)> =
+        [Kind::Plain, Kind::Floor, Kind::LogFloor, Kind::ClockSql, Kind::ClockLogSql].iter().map(|k| (*k, &engines[0])).collect();
     kinds.extend(engines.iter().map(|e| (Kind::Crr, e)));
     let mut series = measure(&dir, &kinds, n, args.runs).into_iter();
-    let (plain, floor, log_floor) = (series.next().unwrap(), series.next().unwrap(), series.next().unwrap());
+    let mut next = || series.next().unwrap();
+    let (plain, floor, log_floor, clock_sql, clock_log_sql) = (next(), next(), next(), next(), next());
     let mut report = String::new();
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -332,7 +374,7 @@ fn main() {
     ));
     for (engine, crr) in engines.iter().zip(series) {
         report.push_str(&format!(
-            "| workload | plain | no-op trigger | trigger + log row | {} | ratio |\n|---|---|---|---|---|---|\n",
+            "| workload | plain | no-op trigger | trigger + log row | clock row + index (SQL) | clock row + log row (SQL) | {} | ratio |\n|---|---|---|---|---|---|---|---|\n",
             engine.name
         ));
         let writes = [
@@ -344,17 +386,19 @@ fn main() {
         ];
         for w in writes {
             report.push_str(&format!(
-                "| {w} | {} | {:.2}x | {:.2}x | {} | {:.2}x |\n",
+                "| {w} | {} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {} | {:.2}x |\n",
                 fmt_secs(plain.median(w)),
                 floor.ratio(&plain, w),
                 log_floor.ratio(&plain, w),
+                clock_sql.ratio(&plain, w),
+                clock_log_sql.ratio(&plain, w),
                 fmt_secs(crr.median(w)),
                 crr.ratio(&plain, w)
             ));
         }
         let size = "file size (bytes)";
         report.push_str(&format!(
-            "| file size after {n} inserts + 1k updates | {:.1} MB | | | {:.1} MB | {:.2}x |\n",
+            "| file size after {n} inserts + 1k updates | {:.1} MB | | | | | {:.1} MB | {:.2}x |\n",
             plain.median(size) / 1e6,
             crr.median(size) / 1e6,
             crr.ratio(&plain, size)
@@ -362,19 +406,19 @@ fn main() {
         let total = crr.median("changes in the table");
         let rate = |k: &str| total / crr.median(k);
         report.push_str(&format!(
-            "| read all changes since 0 | {} (SELECT *) | | | {} | {:.0} changes/s |\n",
+            "| read all changes since 0 | {} (SELECT *) | | | | | {} | {:.0} changes/s |\n",
             fmt_secs(plain.median("read all rows (plain: SELECT *)")),
             fmt_secs(crr.median("read all changes (since 0)")),
             rate("read all changes (since 0)")
         ));
-        report.push_str(&format!("| read changes since a recent version | | | | {} | |\n", fmt_secs(crr.median("read changes since a recent version"))));
+        report.push_str(&format!("| read changes since a recent version | | | | | | {} | |\n", fmt_secs(crr.median("read changes since a recent version"))));
         report.push_str(&format!(
-            "| merge {total:.0} changes into an empty replica | | | | {} | {:.0} changes/s |\n",
+            "| merge {total:.0} changes into an empty replica | | | | | | {} | {:.0} changes/s |\n",
             fmt_secs(crr.median("merge all changes into an empty replica")),
             rate("merge all changes into an empty replica")
         ));
         report.push_str(&format!(
-            "| re-merge the same changes (no-op) | | | | {} | {:.0} changes/s |\n",
+            "| re-merge the same changes (no-op) | | | | | | {} | {:.0} changes/s |\n",
             fmt_secs(crr.median("re-merge the same changes (no-op)")),
             rate("re-merge the same changes (no-op)")
         ));
@@ -382,7 +426,7 @@ fn main() {
         let plain_alter = "ADD COLUMN (plain)";
         let alter_ratio = median(&mut crr.runs(alter).zip(plain.runs(plain_alter)).map(|(a, b)| a / b).collect::<Vec<_>>());
         report.push_str(&format!(
-            "| add a column to a {n}-row table | {} | | | {} | {:.2}x |\n\n",
+            "| add a column to a {n}-row table | {} | | | | | {} | {:.2}x |\n\n",
             fmt_secs(plain.median(plain_alter)),
             fmt_secs(crr.median(alter)),
             alter_ratio
