@@ -78,12 +78,12 @@ const LOG_TRIGGERS: &str = "
     END;
     CREATE TRIGGER t_del AFTER DELETE ON t BEGIN INSERT INTO log (k, f) VALUES (OLD.id, 0); END;";
 
-// Blobs of the sizes wavesync writes for this table: a fresh clock (3 cells), one after
-// an update of a column (bigger seq deltas), a tombstone (the sentinel only).
+// Blobs of the sizes wavesync writes for this table: a fresh clock (3 cells, 18-20 bytes),
+// one after an update of a column (24: bigger seq deltas), a tombstone (the sentinel only).
 const CLOCK_TABLE: &str = "CREATE TABLE clk (pk INTEGER PRIMARY KEY, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL);";
 const CLOCK_TRIGGERS: &str = "
     CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN
-      INSERT INTO clk VALUES (NEW.id, 1, 1, x'010102000001010200000101010000') ON CONFLICT DO NOTHING;
+      INSERT INTO clk VALUES (NEW.id, 1, 1, x'01010200008ABF05010100000002010100000002') ON CONFLICT DO NOTHING;
     END;
     CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN
       UPDATE clk SET db_version = 2, clocks = x'01010200008ABF050102020000DBD4030101010000E0D403' WHERE pk = NEW.id;
