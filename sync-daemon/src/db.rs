@@ -5,11 +5,12 @@
 //! `wavesync_missing(?)` and `wavesync_mark_applied(?, ?, ?)`.
 //!
 //! The app writes the same file through its own connection, so: WAL mode, a busy timeout,
-//! every write is one short `BEGIN IMMEDIATE` transaction (one remote version, or one
-//! catch-up page), and a busy database is retried with backoff instead of failing.
+//! every write is one short `BEGIN IMMEDIATE` transaction (the gossip changesets queued
+//! together, or one catch-up page), and a busy database is retried with backoff instead of
+//! failing.
 
 use crate::status::Counters;
-use crate::wire::{ChangeRow, Page, Val};
+use crate::wire::{ChangeRow, Page, Val, CHUNK_TARGET_BYTES};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::Receiver;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -43,6 +44,11 @@ const FOLLOW_UP_POLLS: u32 = 2;
 const CHECK_GAP: Duration = Duration::from_millis(1);
 /// The file watch thread's pause after each signal (bounds its wake-ups in write bursts).
 const WATCH_GAP: Duration = Duration::from_millis(1);
+/// Gossip changesets already queued when one is taken are applied with it in one
+/// transaction, up to these bounds: with many small remote transactions a commit each (its
+/// WAL frames, its lock) was most of the apply work, and a busy cluster fell behind.
+const GROUP_MAX_CHANGESETS: usize = 256;
+const GROUP_MAX_ROWS: usize = 20_000;
 
 pub struct DbConfig {
     pub path: PathBuf,
@@ -114,6 +120,8 @@ pub struct Db {
     backlogs: Vec<serve::Backlog>,
     /// Reads ahead so far (a unit test checks that requests mostly do without one).
     backlog_reads: u64,
+    /// Transactions that applied gossip (a unit test checks that queued changesets share one).
+    gossip_transactions: u64,
 }
 
 impl Db {
@@ -132,7 +140,7 @@ impl Db {
         // Publishing starts at the current version: peers get older versions by catch-up.
         let last_published = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
         info!(site = %hex::encode(site), db_version = last_published, db = %cfg.path.display(), "database open");
-        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, backlogs: Vec::new(), backlog_reads: 0 })
+        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, backlogs: Vec::new(), backlog_reads: 0, gossip_transactions: 0 })
     }
 
     pub fn site(&self) -> SiteId {
@@ -176,7 +184,7 @@ impl Db {
             }
             crossbeam_channel::select! {
                 recv(cmds) -> cmd => match cmd {
-                    Ok(cmd) => self.handle(cmd),
+                    Ok(cmd) => self.handle_queued(cmd, &cmds),
                     Err(_) => break,
                 },
                 recv(wake.as_ref().unwrap_or(&never)) -> ev => match ev {
@@ -195,22 +203,78 @@ impl Db {
         info!("database thread stopped");
     }
 
-    fn handle(&mut self, cmd: Cmd) {
-        match cmd {
-            Cmd::ApplyVersion { site, start, version, rows } => {
-                let n = rows.len();
-                let page = Page { site, start, end: version, rows };
-                match self.apply_page(&page) {
-                    Ok(()) => {
-                        self.counters.gossip_applied.fetch_add(1, Ordering::Relaxed);
-                        debug!(site = %hex::encode(site), start, version, rows = n, "applied gossip changeset");
+    /// Handles `first` and, if it is a gossip changeset, the changesets queued right behind
+    /// it as one group (`apply_gossip`); a command of another kind met on the way is
+    /// handled after the group, so the order of the queue holds.
+    fn handle_queued(&mut self, first: Cmd, cmds: &Receiver<Cmd>) {
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            let Cmd::ApplyVersion { site, start, version, rows } = cmd else {
+                self.handle(cmd);
+                continue;
+            };
+            let mut rows_in_group = rows.len();
+            let mut group = vec![Page { site, start, end: version, rows }];
+            while group.len() < GROUP_MAX_CHANGESETS && rows_in_group < GROUP_MAX_ROWS {
+                match cmds.try_recv() {
+                    Ok(Cmd::ApplyVersion { site, start, version, rows }) => {
+                        rows_in_group += rows.len();
+                        group.push(Page { site, start, end: version, rows });
                     }
-                    Err(e) => {
-                        self.counters.apply_failed.fetch_add(1, Ordering::Relaxed);
-                        warn!(site = %hex::encode(site), version, "cannot apply changeset (catch-up will retry): {e:#}");
+                    Ok(other) => {
+                        next = Some(other);
+                        break;
                     }
+                    Err(_) => break,
                 }
             }
+            self.apply_gossip(group);
+        }
+    }
+
+    /// Applies gossip changesets: all in one transaction when that succeeds. If it fails
+    /// for any reason but a busy database, each is applied alone, so one bad changeset
+    /// fails by itself, as it would have without the group. Each changeset is whole in
+    /// either case: all its rows and its `mark_applied` are in the same transaction.
+    fn apply_gossip(&mut self, group: Vec<Page>) {
+        let group: Vec<Page> = group.into_iter().filter(|p| p.site != self.site).collect();
+        if group.len() > 1 {
+            let conn = &self.conn;
+            let together = retry_busy("apply changes", || write_tx(conn, |c| group.iter().try_for_each(|p| merge_page(c, p))));
+            match together {
+                Ok(()) => {
+                    self.gossip_transactions += 1;
+                    self.counters.gossip_applied.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    debug!(changesets = group.len(), rows = group.iter().map(|p| p.rows.len()).sum::<usize>(), "applied gossip changesets");
+                    return;
+                }
+                Err(e) if is_busy(&e) => {
+                    self.counters.apply_failed.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    warn!(changesets = group.len(), "cannot apply changesets (catch-up will retry): {e:#}");
+                    return;
+                }
+                Err(e) => debug!(changesets = group.len(), "applying the changesets together failed, one by one now: {e:#}"),
+            }
+        }
+        for page in &group {
+            let (site, start, version, n) = (hex::encode(page.site), page.start, page.end, page.rows.len());
+            match self.apply_page(page) {
+                Ok(()) => {
+                    self.gossip_transactions += 1;
+                    self.counters.gossip_applied.fetch_add(1, Ordering::Relaxed);
+                    debug!(%site, start, version, rows = n, "applied gossip changeset");
+                }
+                Err(e) => {
+                    self.counters.apply_failed.fetch_add(1, Ordering::Relaxed);
+                    warn!(%site, version, "cannot apply changeset (catch-up will retry): {e:#}");
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::ApplyVersion { site, start, version, rows } => self.apply_gossip(vec![Page { site, start, end: version, rows }]),
             Cmd::Vector(reply) => {
                 let _ = reply.send(self.vector());
             }
@@ -238,8 +302,10 @@ impl Db {
         Ok(self.conn.query_row("SELECT wavesync_vector()", [], |r| r.get(0))?)
     }
 
-    /// If another connection committed, publishes this replica's new local changes: one
-    /// event per origin version.
+    /// If another connection committed, publishes this replica's new local changes. The
+    /// versions found by one check go out together, as few changesets as fit in one gossip
+    /// message each: a writer of many small transactions would otherwise cost every peer a
+    /// message (and a commit) per transaction. A version is never split between two.
     fn publish_local(&mut self, events: &mpsc::UnboundedSender<Event>) -> Result<()> {
         // Runs after every file change and at every poll: a cached statement, not a new
         // parse each time (the parse was an eighth of a 5 ms-polling daemon's CPU).
@@ -251,24 +317,35 @@ impl Db {
             "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version > ?2 ORDER BY origin_version, seq"
         ))?;
         let mut rows = stmt.query(params![self.site.as_slice(), self.last_published])?;
-        let mut current: Option<(i64, Vec<ChangeRow>)> = None;
-        let mut out = Vec::new();
+        // Whole versions first: (version, rows, their size).
+        let mut versions: Vec<(i64, Vec<ChangeRow>, usize)> = Vec::new();
         while let Some(r) = rows.next()? {
             let row = read_row(r)?;
-            match &mut current {
-                Some((v, batch)) if *v == row.origin_version => batch.push(row),
-                _ => {
-                    if let Some(done) = current.take() {
-                        out.push(done);
-                    }
-                    current = Some((row.origin_version, vec![row]));
+            let size = row.approx_size();
+            match versions.last_mut() {
+                Some((v, batch, bytes)) if *v == row.origin_version => {
+                    *bytes += size;
+                    batch.push(row);
                 }
+                _ => versions.push((row.origin_version, vec![row], size)),
             }
         }
-        out.extend(current);
+        // Then groups of consecutive versions up to one message's worth of rows (a version
+        // larger than that goes alone, in chunks).
+        let mut groups: Vec<(i64, Vec<ChangeRow>, usize)> = Vec::new();
+        for (version, rows, size) in versions {
+            match groups.last_mut() {
+                Some((v, batch, bytes)) if *bytes + size <= CHUNK_TARGET_BYTES => {
+                    *v = version;
+                    *bytes += size;
+                    batch.extend(rows);
+                }
+                _ => groups.push((version, rows, size)),
+            }
+        }
         // Only now: a failed read above is retried from the same point next time.
         self.data_version = dv;
-        for (version, rows) in out {
+        for (version, rows, _) in groups {
             let start = self.last_published + 1;
             self.last_published = version;
             debug!(start, version, rows = rows.len(), "local changes to publish");
@@ -284,35 +361,33 @@ impl Db {
             return Ok(()); // our own changes coming back: nothing to do
         }
         let conn = &self.conn;
-        retry_busy("apply changes", || {
-            write_tx(conn, |c| {
-                let mut ins = c.prepare_cached(&format!(
-                    "INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ))?;
-                for r in &page.rows {
-                    ins.execute(params![
-                        r.table,
-                        r.pk,
-                        r.cid,
-                        SqlVal(&r.val),
-                        r.col_version,
-                        r.db_version,
-                        r.site_id.as_slice(),
-                        r.cl,
-                        r.seq,
-                        r.origin_version
-                    ])
-                    .with_context(|| format!("merge of {}.{} (origin version {})", r.table, r.cid, r.origin_version))?;
-                }
-                c.query_row(
-                    "SELECT wavesync_mark_applied(?1, ?2, ?3)",
-                    params![page.site.as_slice(), page.start, page.end],
-                    |_| Ok(()),
-                )?;
-                Ok(())
-            })
-        })
+        retry_busy("apply changes", || write_tx(conn, |c| merge_page(c, page)))
     }
+}
+
+/// Merges the rows of `page` and marks its versions applied, inside the caller's transaction.
+fn merge_page(c: &Connection, page: &Page) -> Result<()> {
+    let mut ins = c.prepare_cached(&format!(
+        "INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?;
+    for r in &page.rows {
+        ins.execute(params![
+            r.table,
+            r.pk,
+            r.cid,
+            SqlVal(&r.val),
+            r.col_version,
+            r.db_version,
+            r.site_id.as_slice(),
+            r.cl,
+            r.seq,
+            r.origin_version
+        ])
+        .with_context(|| format!("merge of {}.{} (origin version {})", r.table, r.cid, r.origin_version))?;
+    }
+    c.prepare_cached("SELECT wavesync_mark_applied(?1, ?2, ?3)")?
+        .query_row(params![page.site.as_slice(), page.start, page.end], |_| Ok(()))?;
+    Ok(())
 }
 
 /// Watches the database `path` and its `-wal` and `-journal` files (inotify) and signals
@@ -484,5 +559,113 @@ fn retry_busy<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Counters;
+
+    fn ext() -> PathBuf {
+        std::env::var_os("WAVESYNC_EXT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/wavesync"))
+    }
+
+    /// The daemon's side of `name`, and an app's connection to the same file.
+    fn open_pair(dir: &Path, name: &str) -> (Db, Connection) {
+        let db = Db::open(&DbConfig { path: dir.join(name), ext: ext() }, Arc::new(Counters::default())).expect("open");
+        db.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); SELECT wavesync_as_crr('t');").unwrap();
+        let app = open(&dir.join(name), &ext(), OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
+        (db, app)
+    }
+
+    /// The events one check publishes.
+    fn publish(db: &mut Db) -> Vec<(i64, i64, Vec<ChangeRow>)> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        db.publish_local(&tx).unwrap();
+        let mut out = Vec::new();
+        while let Ok(Event::Local { start, version, rows, .. }) = rx.try_recv() {
+            out.push((start, version, rows));
+        }
+        out
+    }
+
+    fn count(c: &Connection) -> i64 {
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn one_check_publishes_its_versions_together_and_never_splits_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, app) = open_pair(dir.path(), "a.db");
+        let v0 = a.last_published;
+        for i in 0..5 {
+            app.execute("INSERT INTO t VALUES (?1, 'x')", [i]).unwrap();
+        }
+        let evs = publish(&mut a);
+        assert_eq!(evs.len(), 1, "five small transactions, one changeset");
+        assert_eq!((evs[0].0, evs[0].1, evs[0].2.len()), (v0 + 1, v0 + 5, 5));
+
+        // Small, large (over one message), small, small: three changesets, whole versions.
+        let big = "y".repeat(1000);
+        app.execute("INSERT INTO t VALUES (100, 'x')", []).unwrap();
+        app.execute_batch("BEGIN").unwrap();
+        for i in 0..700 {
+            app.execute("INSERT INTO t VALUES (?1, ?2)", params![1000 + i, big]).unwrap();
+        }
+        app.execute_batch("COMMIT").unwrap();
+        app.execute("INSERT INTO t VALUES (101, 'x')", []).unwrap();
+        app.execute("INSERT INTO t VALUES (102, 'x')", []).unwrap();
+        let evs = publish(&mut a);
+        let ranges: Vec<(i64, i64, usize)> = evs.iter().map(|(s, v, r)| (*s, *v, r.len())).collect();
+        assert_eq!(ranges, vec![(v0 + 6, v0 + 6, 1), (v0 + 7, v0 + 7, 700), (v0 + 8, v0 + 9, 2)]);
+        for (s, v, rows) in &evs {
+            assert!(rows.iter().all(|r| (*s..=*v).contains(&r.origin_version)));
+        }
+        assert!(publish(&mut a).is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn queued_changesets_share_a_transaction_and_a_bad_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, app) = open_pair(dir.path(), "a.db");
+        let (mut b, b_app) = open_pair(dir.path(), "b.db");
+        let mut changesets = Vec::new();
+        for i in 0..6 {
+            app.execute("INSERT INTO t VALUES (?1, 'x')", [i]).unwrap();
+            let mut evs = publish(&mut a);
+            assert_eq!(evs.len(), 1);
+            changesets.push(evs.remove(0));
+        }
+        let cmd = |(start, version, rows): &(i64, i64, Vec<ChangeRow>)| Cmd::ApplyVersion { site: a.site, start: *start, version: *version, rows: rows.clone() };
+        let (tx, rx) = crossbeam_channel::unbounded();
+
+        // Three queued behind the first: one transaction for all four.
+        for c in &changesets[1..4] {
+            tx.send(cmd(c)).unwrap();
+        }
+        b.handle_queued(cmd(&changesets[0]), &rx);
+        assert_eq!(b.gossip_transactions, 1);
+        assert_eq!(count(&b_app), 4);
+
+        // A changeset that cannot merge (its key is not a packed key) between two good ones:
+        // the group is rolled back and each applied alone; only the bad one fails.
+        let mut bad = changesets[5].clone();
+        bad.2[0].pk = vec![0xff, 0xff];
+        tx.send(cmd(&bad)).unwrap();
+        tx.send(cmd(&changesets[5])).unwrap();
+        b.handle_queued(cmd(&changesets[4]), &rx);
+        assert_eq!(b.gossip_transactions, 1 + 2);
+        assert_eq!(count(&b_app), 6);
+        assert_eq!(b.counters.gossip_applied.load(Ordering::Relaxed), 6);
+        assert_eq!(b.counters.apply_failed.load(Ordering::Relaxed), 1);
+
+        // Another kind of command met in the queue is still served, after the group.
+        let (vtx, mut vrx) = oneshot::channel();
+        tx.send(Cmd::Vector(vtx)).unwrap();
+        b.handle_queued(cmd(&changesets[0]), &rx);
+        assert!(vrx.try_recv().expect("vector answered").is_ok());
     }
 }
