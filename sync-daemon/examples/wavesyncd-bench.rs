@@ -931,14 +931,18 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
         lag[lag.len() / 2],
         if identical { "; all tables identical" } else { "; WARNING: tables differ" }
     ));
-    let mut gossip = 0;
-    let mut pages = 0;
+    // The daemons rewrite their status files once a second: read them after that.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut published, mut gossip, mut pages) = (0, 0, 0);
     for d in &ds {
         let c = d.counters();
+        published += c.get("published").copied().unwrap_or(0);
         gossip += c.get("gossip_applied").copied().unwrap_or(0);
         pages += c.get("catchup_pages_applied").copied().unwrap_or(0);
     }
-    rep.note(format!("cluster counters (all peers): gossip changesets applied {gossip}, catch-up pages applied {pages}"));
+    rep.note(format!(
+        "cluster counters (all peers): changesets published {published}, gossip changesets applied {gossip}, catch-up pages applied {pages}"
+    ));
     if let (Some(x), Some(y)) = (bytes0, bytes1) {
         let changes = (per_peer * n as u64 * 2) as f64; // id + v per row (n only in updates)
         let per = (y - x) as f64 / changes / (n - 1) as f64;
