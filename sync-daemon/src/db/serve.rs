@@ -7,7 +7,7 @@
 //! found before the first row comes out. Read a page per request, a run of N changes would
 //! cost N/page such walks: quadratic. So the rows of a run are read ahead into a *backlog*,
 //! a TEMP table (SQLite's temp storage, not the daemon's memory), sorted, whole versions,
-//! with one walk: a page's worth for the first request of a run, `BACKLOG_PAGES` pages
+//! with one walk: two pages' worth for the first request of a run, `BACKLOG_PAGES` pages
 //! when a request continues where the previous one stopped; requests read their pages
 //! from there by id. Several requesters keep their own backlogs (`MAX_BACKLOGS`).
 
@@ -20,6 +20,10 @@ use tracing::debug;
 
 /// Pages of a run a backlog holds (at most; whole versions).
 const BACKLOG_PAGES: usize = 16;
+/// Pages the first read of a run holds. Not one: the read ends on a whole version, so one
+/// page's worth is a little less than a page, and filling the rest took a second walk (as
+/// long as the first) before the first response could go.
+const FIRST_READ_PAGES: usize = 2;
 /// A backlog nobody continued for this long is dropped (its requester went away).
 const BACKLOG_IDLE: Duration = Duration::from_secs(60);
 /// Backlogs kept at once (one per requester catching up); the least recently used goes.
@@ -180,11 +184,11 @@ impl Db {
         Ok(Some(i))
     }
 
-    /// Reads versions `lo..` (to `end` at most) of `site` ahead into a new backlog: a page's
-    /// worth, or `BACKLOG_PAGES` pages when a request stopped at `lo` before.
+    /// Reads versions `lo..` (to `end` at most) of `site` ahead into a new backlog:
+    /// `FIRST_READ_PAGES` pages, or `BACKLOG_PAGES` when a request stopped at `lo` before.
     fn read_backlog(&mut self, site: SiteId, lo: i64, end: i64, max_rows: usize) -> Result<usize> {
         let continued = self.backlogs.iter().position(|b| b.site == site && b.next == lo && b.is_empty());
-        let pages = if continued.is_some() { BACKLOG_PAGES } else { 1 };
+        let pages = if continued.is_some() { BACKLOG_PAGES } else { FIRST_READ_PAGES };
         let cap = (pages * max_rows.max(1)) as i64;
         // SQLite reads and sorts every change in the range to keep the first `cap`: a
         // continued run reads the versions that held about that many rows before (+25%).
