@@ -769,6 +769,8 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     drop(perf);
     let bytes = tcp_bytes(&[a.pid(), b.pid()]);
     let hwm: Vec<f64> = [&a, &b].iter().map(|d| d.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0).collect();
+    // The status file is rewritten every second: let the counters catch up.
+    std::thread::sleep(Duration::from_millis(1100));
     let cnt = b.counters();
     // The target is for 1M changes; a scaled run is judged by its rate.
     let per_million = secs * 1e6 / changes.max(1) as f64;
@@ -931,8 +933,8 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
         lag[lag.len() / 2],
         if identical { "; all tables identical" } else { "; WARNING: tables differ" }
     ));
-    // The daemons rewrite their status files once a second: read them after that.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The status files are rewritten every second: let the counters catch up.
+    std::thread::sleep(Duration::from_millis(1100));
     let (mut published, mut gossip, mut pages) = (0, 0, 0);
     for d in &ds {
         let c = d.counters();
