@@ -807,6 +807,54 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     if sa != sb {
         rep.note(format!("catch-up: WARNING a and b differ after catch-up: {sa:?} vs {sb:?}"));
     }
+
+    // Live sync while a serves a catch-up: a fresh c catches up from a, and meanwhile
+    // single-row commits on a are timed until b (up to date) sees them.
+    create_wide(&g.db("c"), "cu");
+    let cc = app(&g.db("c"));
+    let ca = app(&g.db("a"));
+    let mut c = g.start("c", &[a.addr.clone()], &[]);
+    let t0 = c.spawned;
+    let mut lat = Vec::new();
+    let mut lost = 0;
+    let mut visible = cb.prepare("SELECT count(*) FROM cu WHERE id = ?1").expect("prepare");
+    let mut id = rows as i64 + 1;
+    while (cc.query_row("SELECT count(*) FROM cu WHERE id <= ?1", [rows as i64], |r| r.get::<_, i64>(0)).unwrap_or(0) as u64) < rows {
+        c.check_alive();
+        if t0.elapsed() > Duration::from_secs(1800) {
+            die("the second catch-up did not finish within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        insert_wide(&ca, "cu", id as u64, 1);
+        let t = Instant::now();
+        loop {
+            if visible.query_row([id], |r| r.get::<_, i64>(0)).expect("query") == 1 {
+                lat.push(t.elapsed().as_secs_f64());
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                lost += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(250));
+        }
+        id += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    rep.row("commit-to-visible latency while serving a 1M-change catch-up, p50", "≤ 10 ms", ms(p50), Some(p50 <= 0.010));
+    rep.row("commit-to-visible latency while serving a 1M-change catch-up, p99", "≤ 50 ms", ms(p99), Some(p99 <= 0.050));
+    rep.note(format!(
+        "latency while a serves a catch-up: a fresh c caught up from a in {secs:.1} s; meanwhile {} single-row commits on a \
+         (every 20 ms), visible on b: p50 {}, p90 {}, p99 {}, max {}{}",
+        lat.len(),
+        ms(p50),
+        ms(percentile(&lat, 0.9)),
+        ms(p99),
+        ms(lat.last().copied().unwrap_or(f64::NAN)),
+        if lost > 0 { format!("; {lost} not visible within 10 s") } else { String::new() }
+    ));
 }
 
 /// Phase 4: a cluster of `--peers` daemons, `--cluster-writes` rows written across all of

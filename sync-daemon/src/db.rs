@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 mod serve;
-pub use serve::Served;
+pub use serve::{ServeRequest, Served, Server};
 
 pub type SiteId = [u8; 16];
 
@@ -61,8 +61,6 @@ pub enum Cmd {
     ApplyVersion { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
     /// This replica's `wavesync_vector()`.
     Vector(oneshot::Sender<Result<Vec<u8>>>),
-    /// Answer a catch-up request: pages of what `vector` lacks, within the budget.
-    Serve { vector: Vec<u8>, max_rows: usize, max_bytes: usize, reply: oneshot::Sender<Result<Served>> },
     /// Apply catch-up pages, each in one transaction; replies with the rows applied.
     ApplyPages { pages: Vec<Page>, reply: oneshot::Sender<Result<usize>> },
 }
@@ -116,10 +114,6 @@ pub struct Db {
     counters: Arc<Counters>,
     data_version: i64,
     last_published: i64,
-    /// Catch-up runs read ahead for the requests that continue them (serve.rs).
-    backlogs: Vec<serve::Backlog>,
-    /// Reads ahead so far (a unit test checks that requests mostly do without one).
-    backlog_reads: u64,
     /// Transactions that applied gossip (a unit test checks that queued changesets share one).
     gossip_transactions: u64,
 }
@@ -127,6 +121,11 @@ pub struct Db {
 impl Db {
     pub fn open(cfg: &DbConfig, counters: Arc<Counters>) -> Result<Db> {
         let conn = open(&cfg.path, &cfg.ext, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        // SQLite opens a write-protected file read-only instead of failing: say so now, not
+        // at the first merge.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            bail!("{} is read-only (file permissions or a read-only file system); wavesyncd writes the changes it receives into it", cfg.path.display());
+        }
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = retry_busy("set WAL mode", || {
             conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(Into::into)
@@ -140,7 +139,7 @@ impl Db {
         // Publishing starts at the current version: peers get older versions by catch-up.
         let last_published = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
         info!(site = %hex::encode(site), db_version = last_published, db = %cfg.path.display(), "database open");
-        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, backlogs: Vec::new(), backlog_reads: 0, gossip_transactions: 0 })
+        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, gossip_transactions: 0 })
     }
 
     pub fn site(&self) -> SiteId {
@@ -179,7 +178,6 @@ impl Db {
                 if let Err(e) = self.publish_local(&events) {
                     warn!("reading local changes failed (will retry): {e:#}");
                 }
-                self.expire_backlogs();
                 continue;
             }
             crossbeam_channel::select! {
@@ -277,9 +275,6 @@ impl Db {
             Cmd::ApplyVersion { site, start, version, rows } => self.apply_gossip(vec![Page { site, start, end: version, rows }]),
             Cmd::Vector(reply) => {
                 let _ = reply.send(self.vector());
-            }
-            Cmd::Serve { vector, max_rows, max_bytes, reply } => {
-                let _ = reply.send(self.serve(&vector, max_rows, max_bytes));
             }
             Cmd::ApplyPages { pages, reply } => {
                 let mut rows = 0;

@@ -55,30 +55,40 @@ fn run(cfg: config::Config) -> Result<()> {
     let identity = net::load_identity(&status::identity_path(&cfg.db))?;
     let counters = Arc::new(status::Counters::default());
 
-    // The database thread: opened here so a bad path or extension fails before networking.
-    let db = db::Db::open(
-        &db::DbConfig { path: cfg.db.clone(), ext: cfg.ext.clone() },
-        counters.clone(),
-    )?;
+    // The database thread's and the catch-up server's connections: opened here so a bad
+    // path or extension fails before networking.
+    let db_cfg = db::DbConfig { path: cfg.db.clone(), ext: cfg.ext.clone() };
+    let db = db::Db::open(&db_cfg, counters.clone())?;
+    let server = db::Server::open(&db_cfg)?;
     let site = db.site();
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let (serve_tx, serve_rx) = crossbeam_channel::unbounded();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let (poll, safety_poll) = (cfg.poll, cfg.safety_poll);
     let db_thread = std::thread::Builder::new()
         .name("wavesyncd-db".into())
         .spawn(move || db.run(cmd_rx, ev_tx, poll, safety_poll))
         .context("cannot start the database thread")?;
+    // Catch-up requests are answered on a thread and connection of their own: a long read
+    // there does not hold back publishing and applying (db/serve.rs).
+    let serve_thread = std::thread::Builder::new()
+        .name("wavesyncd-serve".into())
+        .spawn(move || server.run(serve_rx))
+        .context("cannot start the catch-up server thread")?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx), ev_rx, counters));
-    // Dropping the runtime drops every DbHandle, which stops the database thread.
+    let result = rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx, serve_tx), ev_rx, counters));
+    // Dropping the runtime drops every DbHandle, which stops both threads.
     drop(rt);
     if db_thread.join().is_err() {
         error!("the database thread panicked");
+    }
+    if serve_thread.join().is_err() {
+        error!("the catch-up server thread panicked");
     }
     info!("stopped");
     result

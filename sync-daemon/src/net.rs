@@ -7,7 +7,7 @@
 //! [`DbHandle`], and results come back as [`Internal`] messages.
 
 use crate::config::{new_private_file, Config};
-use crate::db::{Cmd, Event as DbEvent, Served, SiteId};
+use crate::db::{Cmd, Event as DbEvent, ServeRequest, Served, SiteId};
 use crate::status::{self, Counters, PeerStatus, StatusFile};
 use crate::wire::{self, Body, ChangeRow, Changeset, GroupKeys, Page, WireError};
 use anyhow::{anyhow, Context, Result};
@@ -51,15 +51,16 @@ const REPLAY_WINDOW: usize = 65_536;
 // ---------------------------------------------------------------------------------------
 // Database handle
 
-/// The async side's handle on the database thread.
+/// The async side's handle on the database thread and the catch-up server's thread.
 #[derive(Clone)]
 pub struct DbHandle {
     tx: crossbeam_channel::Sender<Cmd>,
+    serve_tx: crossbeam_channel::Sender<ServeRequest>,
 }
 
 impl DbHandle {
-    pub fn new(tx: crossbeam_channel::Sender<Cmd>) -> Self {
-        DbHandle { tx }
+    pub fn new(tx: crossbeam_channel::Sender<Cmd>, serve_tx: crossbeam_channel::Sender<ServeRequest>) -> Self {
+        DbHandle { tx, serve_tx }
     }
 
     fn send(&self, cmd: Cmd) -> Result<()> {
@@ -74,8 +75,9 @@ impl DbHandle {
 
     async fn serve(&self, vector: Vec<u8>, max_rows: usize, max_bytes: usize) -> Result<Served> {
         let (reply, r) = oneshot::channel();
-        self.send(Cmd::Serve { vector, max_rows, max_bytes, reply })?;
-        r.await.map_err(|_| anyhow!("the database thread has stopped"))?
+        let stopped = || anyhow!("the catch-up server thread has stopped");
+        self.serve_tx.send(ServeRequest { vector, max_rows, max_bytes, reply }).map_err(|_| stopped())?;
+        r.await.map_err(|_| stopped())?
     }
 
     async fn apply_pages(&self, pages: Vec<Page>) -> Result<usize> {

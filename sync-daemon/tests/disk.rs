@@ -150,7 +150,7 @@ fn a_read_only_database_is_reported_and_synced_once_writable() {
     let err = String::from_utf8_lossy(&out.stderr);
     // A clean, reported failure (exit status 1 and a message), not a crash by a signal.
     assert_eq!(out.status.code(), Some(1), "the daemon did not fail cleanly on a read-only database: {:?} {err}", out.status);
-    assert!(err.contains("wavesyncd: "), "no error message on a read-only database: {err}");
+    assert!(err.contains("wavesyncd: ") && err.contains("is read-only"), "no clear error message on a read-only database: {err}");
     eprintln!("read-only: the daemon refused to start: {}", err.lines().last().unwrap_or_default());
     mnt.remount("rw");
     b.restart();

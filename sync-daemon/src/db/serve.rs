@@ -10,13 +10,19 @@
 //! with one walk: two pages' worth for the first request of a run, `BACKLOG_PAGES` pages
 //! when a request continues where the previous one stopped; requests read their pages
 //! from there by id. Several requesters keep their own backlogs (`MAX_BACKLOGS`).
+//!
+//! The server has its own thread and its own connection: a read ahead walks the
+//! clock rows for as long as it takes (0.6 s for 1M changes, growing with the database),
+//! and on the database thread it held back publishing local commits and applying gossip.
 
-use super::{read_row, Db, SiteId, CHANGE_COLS};
+use super::{open, read_row, DbConfig, SiteId, BUSY_TIMEOUT, CHANGE_COLS};
 use crate::wire::{ChangeRow, Page};
 use anyhow::{anyhow, Context, Result};
-use rusqlite::params;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rusqlite::{params, Connection, OpenFlags};
 use std::time::{Duration, Instant};
-use tracing::debug;
+use tokio::sync::oneshot;
+use tracing::{debug, info};
 
 /// Pages of a run a backlog holds (at most; whole versions).
 const BACKLOG_PAGES: usize = 16;
@@ -28,6 +34,22 @@ const FIRST_READ_PAGES: usize = 2;
 const BACKLOG_IDLE: Duration = Duration::from_secs(60);
 /// Backlogs kept at once (one per requester catching up); the least recently used goes.
 const MAX_BACKLOGS: usize = 4;
+
+/// A catch-up request to answer: pages of what `vector` lacks, within the budget.
+pub struct ServeRequest {
+    pub vector: Vec<u8>,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub reply: oneshot::Sender<Result<Served>>,
+}
+
+/// Answers catch-up requests from its own connection, keeping their backlogs.
+pub struct Server {
+    conn: Connection,
+    backlogs: Vec<Backlog>,
+    /// Reads ahead so far (a unit test checks that requests mostly do without one).
+    backlog_reads: u64,
+}
 
 pub struct Served {
     pub pages: Vec<Page>,
@@ -126,10 +148,33 @@ fn cut(fill: &mut Fill, page: &mut Page, rows: &mut dyn Iterator<Item = Result<(
     }
 }
 
-impl Db {
+impl Server {
+    /// Opens the server's connection. It writes only its TEMP backlog table, but it is not
+    /// opened read-only: the last connection to close checkpoints the WAL and removes the
+    /// `-wal` and `-shm` files, and a read-only one cannot (they would be left behind).
+    pub fn open(cfg: &DbConfig) -> Result<Server> {
+        let conn = open(&cfg.path, &cfg.ext, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Server { conn, backlogs: Vec::new(), backlog_reads: 0 })
+    }
+
+    /// The thread body: answers requests until every sender is gone; drops idle backlogs.
+    pub fn run(mut self, requests: Receiver<ServeRequest>) {
+        loop {
+            match requests.recv_timeout(BACKLOG_IDLE / 4) {
+                Ok(r) => {
+                    let _ = r.reply.send(self.serve(&r.vector, r.max_rows, r.max_bytes));
+                }
+                Err(RecvTimeoutError::Timeout) => self.expire_backlogs(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        info!("catch-up server thread stopped");
+    }
+
     /// What a replica with `vector` lacks, as pages of whole versions, within the budget (a
     /// version larger than the budget is sent alone).
-    pub(super) fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
+    pub fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
         self.expire_backlogs();
         let runs: Vec<(Vec<u8>, i64, i64)> = {
             let mut stmt = self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
@@ -308,8 +353,8 @@ impl Db {
     }
 
     /// Drops backlogs left idle (their requesters went away or ask for something else).
-    /// Called on every request and by the database thread's periodic check.
-    pub(super) fn expire_backlogs(&mut self) {
+    /// Called on every request and when no request came for a while.
+    fn expire_backlogs(&mut self) {
         while let Some(i) = self.backlogs.iter().position(|b| b.used.elapsed() > BACKLOG_IDLE) {
             self.drop_backlog(i);
         }
@@ -328,17 +373,27 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::super::{Db, DbConfig};
+    use super::Server;
     use crate::status::Counters;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
     fn open(dir: &Path, name: &str) -> Db {
+        let db = Db::open(&config(dir, name), Arc::new(Counters::default())).expect("open");
+        db.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); SELECT wavesync_as_crr('t');").unwrap();
+        db
+    }
+
+    fn config(dir: &Path, name: &str) -> DbConfig {
         let ext = std::env::var_os("WAVESYNC_EXT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/wavesync"));
-        let db = Db::open(&DbConfig { path: dir.join(name), ext }, Arc::new(Counters::default())).expect("open");
-        db.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); SELECT wavesync_as_crr('t');").unwrap();
-        db
+        DbConfig { path: dir.join(name), ext }
+    }
+
+    /// The catch-up server of a database `open` made.
+    fn server(dir: &Path, name: &str) -> Server {
+        Server::open(&config(dir, name)).expect("open the server")
     }
 
     /// `txs` transactions of `per_tx` new rows each; every third one also rewrites rows of
@@ -362,7 +417,7 @@ mod tests {
     }
 
     /// One catch-up request of `to` against `from`, applied; checks what a page promises.
-    fn round(from: &mut Db, to: &mut Db, max_rows: usize) -> bool {
+    fn round(from: &mut Server, to: &mut Db, max_rows: usize) -> bool {
         let served = from.serve(&to.vector().unwrap(), max_rows, 1 << 20).unwrap();
         let rows: usize = served.pages.iter().map(|p| p.rows.len()).sum();
         for p in &served.pages {
@@ -384,7 +439,8 @@ mod tests {
     #[test]
     fn a_long_catch_up_reads_ahead_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut a = open(dir.path(), "a.db");
+        let a = open(dir.path(), "a.db");
+        let mut serve_a = server(dir.path(), "a.db");
         let mut b = open(dir.path(), "b.db");
         let mut c = open(dir.path(), "c.db");
         write(&a, 1, 120, 5);
@@ -392,16 +448,16 @@ mod tests {
         // cut versions at different places.
         let (mut more_b, mut more_c, mut requests) = (true, true, 0);
         // The first response of a run takes one walk of the clock rows, not two.
-        assert!(round(&mut a, &mut b, 13));
+        assert!(round(&mut serve_a, &mut b, 13));
         requests += 1;
-        assert_eq!(a.backlog_reads, 1, "reads for the first page");
+        assert_eq!(serve_a.backlog_reads, 1, "reads for the first page");
         while more_b || more_c {
             if more_b {
-                more_b = round(&mut a, &mut b, 13);
+                more_b = round(&mut serve_a, &mut b, 13);
                 requests += 1;
             }
             if more_c {
-                more_c = round(&mut a, &mut c, 7);
+                more_c = round(&mut serve_a, &mut c, 7);
                 requests += 1;
             }
             if requests == 20 {
@@ -424,11 +480,11 @@ mod tests {
         assert_eq!(table(&b), table(&a));
         assert_eq!(table(&c), table(&a));
         for to in [&b, &c] {
-            assert_eq!(a.serve(&to.vector().unwrap(), 100, 1 << 20).unwrap().lacked_versions, 0);
+            assert_eq!(serve_a.serve(&to.vector().unwrap(), 100, 1 << 20).unwrap().lacked_versions, 0);
         }
         // Each request read its pages from a backlog: a few reads of wavesync_changes for
         // the ~150 requests, not one each.
         assert!(requests > 100, "{requests} requests");
-        assert!(a.backlog_reads * 4 < requests, "{} reads for {requests} requests", a.backlog_reads);
+        assert!(serve_a.backlog_reads * 4 < requests, "{} reads for {requests} requests", serve_a.backlog_reads);
     }
 }
