@@ -485,6 +485,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Times a commit on one peer until another peer's connection sees it: `before` is taken
+/// just before the commit, `wait` polls every 0.25 ms and runs the visibility query (a
+/// count of one id) only when `PRAGMA data_version` moved.
+struct Visibility(i64);
+
+impl Visibility {
+    fn before(c: &Connection) -> Visibility {
+        Visibility(c.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version"))
+    }
+
+    /// Seconds until row `id` is visible on `c`; None after 10 s.
+    fn wait(mut self, c: &Connection, visible: &mut rusqlite::Statement<'_>, id: i64) -> Option<f64> {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            let now: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version");
+            if now != self.0 {
+                self.0 = now;
+                if visible.query_row([id], |r| r.get::<_, i64>(0)).expect("query") == 1 {
+                    return Some(t0.elapsed().as_secs_f64());
+                }
+            }
+            std::thread::sleep(Duration::from_micros(250));
+        }
+        None
+    }
+}
+
 /// A small xorshift: pauses between latency samples.
 struct Rng(u64);
 
@@ -526,23 +553,11 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
         for i in 1..=args.samples as i64 {
             // A random pause, so commits fall at every phase of the daemon's poll timer.
             std::thread::sleep(Duration::from_micros(2_000 + rng.next() % 10_000));
-            let mut dv: i64 = cb.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version");
+            let seen = Visibility::before(&cb);
             ca.execute("INSERT INTO lat(id, v) VALUES (?1, 'latency sample')", [i]).expect("insert");
-            let t0 = Instant::now();
-            loop {
-                let now: i64 = cb.query_row("PRAGMA data_version", [], |r| r.get(0)).expect("data_version");
-                if now != dv {
-                    dv = now;
-                    if visible.query_row([i], |r| r.get::<_, i64>(0)).expect("query") == 1 {
-                        lat.push(t0.elapsed().as_secs_f64());
-                        break;
-                    }
-                }
-                if t0.elapsed() > Duration::from_secs(10) {
-                    lost += 1;
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(250));
+            match seen.wait(&cb, &mut visible, i) {
+                Some(t) => lat.push(t),
+                None => lost += 1,
             }
         }
         lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
@@ -825,18 +840,11 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
             die("the second catch-up did not finish within 30 minutes");
         }
         std::thread::sleep(Duration::from_millis(20));
+        let seen = Visibility::before(&cb);
         insert_wide(&ca, "cu", id as u64, 1);
-        let t = Instant::now();
-        loop {
-            if visible.query_row([id], |r| r.get::<_, i64>(0)).expect("query") == 1 {
-                lat.push(t.elapsed().as_secs_f64());
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                lost += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(250));
+        match seen.wait(&cb, &mut visible, id) {
+            Some(t) => lat.push(t),
+            None => lost += 1,
         }
         id += 1;
     }
