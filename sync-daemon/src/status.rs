@@ -206,7 +206,7 @@ fn print_report(r: &Report) {
     }
     let c = &d.counters;
     println!(
-        "gossip:     {} received, {} applied, {} rejected, {} replays dropped; {} local versions published",
+        "gossip:     {} received, {} applied, {} rejected, {} replays dropped; {} local changesets published",
         c.gossip_received, c.gossip_applied, c.gossip_rejected, c.gossip_replayed, c.published
     );
     println!(
