@@ -296,7 +296,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
         if !wins {
             return Ok(());
         }
-        let dbv = st.next_db_version(ch.db_version)?;
+        let dbv = crate::merge::stored_version(st, ch)?;
         rc.set(cid, Cell { col_version: ch.col_version, db_version: dbv, site, origin_version, seq: ch.seq });
         set_cl(&mut rc);
         silenced(sync, || {
@@ -325,7 +325,6 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
         }
     }
     seen.sort_by_key(|(c, _)| *c);
-    let dbv_hint = ch.db_version;
     let incoming = Delete {
         meta: Cell { col_version: ch.col_version, db_version: 0, site, origin_version, seq: ch.seq },
         site_id: ch.site_id,
@@ -334,7 +333,7 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
     if ds.iter().any(|d| d.key() == incoming.key() || d.supersedes(&incoming)) {
         return Ok(());
     }
-    let dbv = st.next_db_version(dbv_hint)?;
+    let dbv = crate::merge::stored_version(st, ch)?;
     let mut incoming = incoming;
     incoming.meta.db_version = dbv;
     ds.retain(|d| !incoming.supersedes(d));

@@ -4,10 +4,11 @@
 //! SELECT reads clock rows page by page (never holding a statement between calls, so the
 //! connection can close cleanly and writes can interleave) and pushes every constraint
 //! down: `"table" = ?` picks one clock table, `pk = ?` is a point lookup, bounds on
-//! `db_version` (or on `origin_version` of this replica's own changes) walk the clock
-//! table's db_version index, and the rest are checked before a row leaves the cursor.
+//! `db_version` (and lower bounds on `origin_version`, upper ones too for this replica's own
+//! changes) walk the clock table's db_version index, and the rest are checked before a row
+//! leaves the cursor.
 
-use crate::clock::{RowClock, SENTINEL};
+use crate::clock::{RowClock, MAX_VERSION, SENTINEL};
 use crate::error::{fail, guard, Result};
 use crate::merge::{merge, Change};
 use crate::schema::TableInfo;
@@ -126,7 +127,7 @@ unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
             match (col, op) {
                 (C_TABLE, Op::Eq | Op::Is) => has_table = true,
                 (C_PK, Op::Eq | Op::Is) => has_pk = true,
-                (C_DB_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
+                (C_DB_VERSION | C_ORIGIN_VERSION, Op::Eq | Op::Gt | Op::Ge) => has_dbv = true,
                 _ => {}
             }
         }
@@ -167,6 +168,17 @@ fn need_int(name: &str, v: ValueRef<'_>, min: i64) -> Result<i64> {
         ValueRef::Integer(i) if i >= min => Ok(i),
         other => Err(fail(format!(
             "wavesync_changes: {name} must be an integer >= {min} (got {})",
+            describe(other)
+        ))),
+    }
+}
+
+/// A version or counter: local writes add to it, so it is bounded (clock::MAX_VERSION).
+fn need_version(name: &str, v: ValueRef<'_>, min: i64) -> Result<i64> {
+    match v {
+        ValueRef::Integer(i) if (min..=MAX_VERSION).contains(&i) => Ok(i),
+        other => Err(fail(format!(
+            "wavesync_changes: {name} must be an integer from {min} to {MAX_VERSION} (got {})",
             describe(other)
         ))),
     }
@@ -215,17 +227,17 @@ fn parse_change<'a>(args: &'a Inserts<'_>) -> Result<Change<'a>> {
     };
     let origin_version = match col(C_ORIGIN_VERSION) {
         ValueRef::Null => None,
-        other => Some(need_int("origin_version", other, 0)?),
+        other => Some(need_version("origin_version", other, 0)?),
     };
     Ok(Change {
         table,
         pk,
         cid,
         val: col(C_VAL),
-        col_version: need_int("col_version", col(C_COL_VERSION), 0)?,
-        db_version: need_int("db_version", col(C_DB_VERSION), 0)?,
+        col_version: need_version("col_version", col(C_COL_VERSION), 0)?,
+        db_version: need_version("db_version", col(C_DB_VERSION), 0)?,
         site_id,
-        cl: need_int("cl", col(C_CL), 1)?,
+        cl: need_version("cl", col(C_CL), 1)?,
         seq: need_int("seq", col(C_SEQ), 0)?,
         origin_version,
     })
@@ -400,6 +412,13 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
             (C_DB_VERSION, _, Val::Int(x)) => narrow(&mut lo, &mut hi, *op, *x),
             // This replica's own changes have origin_version = db_version.
             (C_ORIGIN_VERSION, _, Val::Int(x)) if local_only => narrow(&mut lo, &mut hi, *op, *x),
+            // Any origin: a cell's db_version is at least its origin version
+            // (merge::stored_version), so a lower bound holds for db_version too. Cells are
+            // still checked against the constraint itself.
+            (C_ORIGIN_VERSION, Op::Eq | Op::Is | Op::Gt | Op::Ge, Val::Int(x)) => {
+                let mut no_upper_bound = i64::MAX;
+                narrow(&mut lo, &mut no_upper_bound, *op, *x);
+            }
             _ => {}
         }
     }

@@ -15,6 +15,12 @@ use crate::varint;
 
 pub const SENTINEL: u32 = 0;
 
+/// The largest version or counter taken from outside (a change's db_version,
+/// origin_version, col_version and causal length, a version range): local writes add to
+/// them, and a peer's `i64::MAX` would make the next version wrap around to a negative
+/// number that no read "since" ever finds. 2^62 leaves 2^62 local increments of room.
+pub const MAX_VERSION: i64 = 1 << 62;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cell {
     pub col_version: i64,

@@ -168,6 +168,9 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "next_db_version", -1, trig, true, move |ctx| {
         let at_least = if !ctx.is_empty() { int_arg(ctx, 0, "wavesync_next_db_version")? } else { 0 };
+        if at_least > crate::clock::MAX_VERSION {
+            return Err(fail(format!("wavesync_next_db_version: {at_least} is past the largest version ({})", crate::clock::MAX_VERSION)));
+        }
         let mut st = sh.lock()?;
         st.next_db_version(at_least)
     })?;
@@ -221,8 +224,11 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         };
         let start = int_arg(ctx, 1, "wavesync_mark_applied")?;
         let end = int_arg(ctx, 2, "wavesync_mark_applied")?;
-        if start < 0 || end < start {
-            return Err(fail(format!("wavesync_mark_applied: invalid version range {start}..{end}")));
+        if start < 0 || end < start || end > crate::clock::MAX_VERSION {
+            return Err(fail(format!(
+                "wavesync_mark_applied: invalid version range {start}..{end} (versions run from 0 to {})",
+                crate::clock::MAX_VERSION
+            )));
         }
         let mut st = sh.lock()?;
         st.atomically(|st| {

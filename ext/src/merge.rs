@@ -7,7 +7,8 @@
 //! 3. a column change for a row deleted at the same causal length loses (delete wins).
 //!
 //! A winner writes the base table with the triggers silenced, stores the incoming clock
-//! at local db_version max(next, incoming db_version), and counts as an impacted row.
+//! at local db_version max(next, incoming db_version, origin version) (`stored_version`),
+//! and counts as an impacted row.
 
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
@@ -187,7 +188,7 @@ fn merge_cell(
 
     if ch.cl > local_cl {
         // A new causal-length epoch: every older cell clock is superseded.
-        let dbv = st.next_db_version(ch.db_version)?;
+        let dbv = stored_version(st, ch)?;
         let mut rc = RowClock { cl: ch.cl, cells: Vec::with_capacity(2) };
         rc.set(cid, incoming(dbv));
         silenced(sync, || {
@@ -250,7 +251,7 @@ fn merge_cell(
         }
         Outcome::Metadata => {}
     }
-    let dbv = st.next_db_version(ch.db_version)?;
+    let dbv = stored_version(st, ch)?;
     rc.cl = ch.cl;
     rc.set(cid, incoming(dbv));
     // Another change of a row this transaction already wrote: the row's version is the same.
@@ -290,4 +291,12 @@ fn keep_pending(st: &mut State, ch: &Change<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The local db_version a merged cell is stored at: the transaction's, raised (Lamport) to
+/// the change's db_version and origin version. So every cell's db_version is at least its
+/// origin version, and a read of an origin's versions from `v` on may walk the db_version
+/// index from `v` whatever the origin (changes.rs).
+pub fn stored_version(st: &mut State, ch: &Change<'_>) -> Result<i64> {
+    st.next_db_version(ch.db_version.max(ch.origin_version.unwrap_or(0)))
 }

@@ -606,7 +606,11 @@ impl State {
         if self.tx.is_none() {
             self.ensure_meta()?;
             let v = self.current_db_version()?;
-            self.tx = Some(Tx { db_version: v + 1, seq: 0, handed_out: false });
+            // Only a database written before versions were bounded can be this far.
+            let next = v
+                .checked_add(1)
+                .ok_or_else(|| fail(format!("wavesync: db_version {v} has no successor; this database cannot record writes")))?;
+            self.tx = Some(Tx { db_version: next, seq: 0, handed_out: false });
         }
         Ok(self.tx.as_mut().unwrap())
     }

@@ -182,8 +182,8 @@ pub fn decode(blob: &[u8]) -> Result<Vector, String> {
             let s = varint::get(blob, &mut pos, "vector blob")?;
             let len = varint::get(blob, &mut pos, "vector blob")?;
             let e = s.checked_add(len).ok_or("version run overflows")?;
-            if e >= i64::MAX as u64 {
-                return Err("version run overflows".into());
+            if e > crate::clock::MAX_VERSION as u64 {
+                return Err(format!("version run ends past the largest version ({})", crate::clock::MAX_VERSION));
             }
             let (s, e) = (s as i64, e as i64);
             if s <= prev_end {

@@ -211,6 +211,17 @@ INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, sit
   VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 1, 1, NULL, 1, 0);
 INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
   VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 1, 1, x'00000000000000000000000000000003', 1, 0, -5);
+-- versions past 2^62 (local writes add to them; i64::MAX used to wrap the next version
+-- around to a negative one): db_version, origin_version, col_version, cl:
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 1, 9223372036854775807, x'00000000000000000000000000000003', 1, 0);
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
+  VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 1, 1, x'00000000000000000000000000000003', 1, 0, 4611686018427387905);
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 9223372036854775807, 1, x'00000000000000000000000000000003', 1, 0);
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('t', wavesync_pack_columns(1), 'a', 'x', 1, 1, x'00000000000000000000000000000003', 9223372036854775807, 0);
+SELECT wavesync_mark_applied(x'00000000000000000000000000000003', 1, 9223372036854775807);
 -- a change without the required columns:
 INSERT INTO wavesync_changes("table", pk, cid) VALUES ('t', wavesync_pack_columns(1), 'a');
 -- UPDATE and DELETE are not merges:
@@ -269,6 +280,14 @@ INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, sit
  VALUES ('t', wavesync_pack_columns(23), 'a', 'z', 1, 2, x'000000000000000000000000000000E1', 1, 0, 2);
 SELECT count(*) AS e1_sites FROM wavesync_sites WHERE site_id = x'000000000000000000000000000000E1';
 SELECT hex(substr(site_id, 16)) AS site, hex(pk) AS pk, val FROM wavesync_changes WHERE site_id = x'000000000000000000000000000000E1';
+
+-- why: a change at the largest version is merged, and the next local write still gets a
+-- larger version that a read "since" finds (it used to wrap around past i64::MAX).
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('t', wavesync_pack_columns(77), 'b', 'top', 1, 4611686018427387904, x'000000000000000000000000000000E2', 1, 0);
+UPDATE t SET a = 'after top' WHERE id = 77;
+SELECT hex(pk) AS pk, cid, val, db_version - 4611686018427387904 AS past_top FROM wavesync_changes
+ WHERE db_version >= 4611686018427387904 ORDER BY db_version, seq;
 
 -- The final state, for reference.
 SELECT id, quote(a) AS a, quote(b) AS b FROM t ORDER BY id;

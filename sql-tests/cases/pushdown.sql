@@ -73,7 +73,9 @@ EXPLAIN QUERY PLAN SELECT c.cid FROM wanted w JOIN wavesync_changes c ON c.pk = 
 SELECT hex(c.pk) AS pk, c.cid, c.val FROM wanted w JOIN wavesync_changes c ON c.pk = w.pk ORDER BY c.pk, c.cid;
 
 -- why: origin_version selects the changes of one origin's versions (what a vector catch-up
--- asks for); with this site's own id it walks the db_version index.
+-- asks for); it walks the db_version index from its lower bound, for any origin (a cell's
+-- db_version is at least its origin version); with this site's own id the upper bound
+-- bounds the walk too.
 EXPLAIN QUERY PLAN SELECT * FROM wavesync_changes WHERE site_id = ? AND origin_version BETWEEN ? AND ?;
 SELECT "table", hex(pk) AS pk, cid, db_version, origin_version FROM wavesync_changes
  WHERE site_id = x'00000000000000000000000000000001' AND origin_version BETWEEN 5 AND 8;
@@ -120,3 +122,24 @@ SELECT hex(pk) AS pk, cid, val, db_version - (SELECT v FROM v) AS version FROM w
 SELECT count(*) AS w_v_to_v1 FROM wavesync_changes
  WHERE "table" = 'w' AND db_version BETWEEN (SELECT v FROM v) AND (SELECT v FROM v) + 1;
 SELECT count(*) AS w_v1_on FROM wavesync_changes WHERE "table" = 'w' AND db_version > (SELECT v FROM v);
+
+-- why: a lower bound on origin_version walks the db_version index for any origin (walk 2).
+-- A merged cell is stored at a db_version at least its origin version, even when the change
+-- names a smaller db_version (3 below, origin version 2000): the walk from 1000 finds it.
+EXPLAIN QUERY PLAN SELECT * FROM wavesync_changes WHERE site_id = ? AND origin_version >= ?;
+INSERT INTO wavesync_changes("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
+  VALUES ('w', wavesync_pack_columns(5), 'b', 'far', 9, 3, x'00000000000000000000000000000002', 1, 0, 2000);
+SELECT hex(pk) AS pk, cid, val, db_version >= 2000 AS stored_at_or_above_origin, origin_version FROM wavesync_changes
+ WHERE site_id = x'00000000000000000000000000000002' AND origin_version >= 1000;
+SELECT wavesync_db_version() >= 2000 AS clock_raised;
+-- why: every read bounded by origin_version agrees with filtering a full copy.
+CREATE TEMP TABLE full_copy2 AS SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version FROM wavesync_changes;
+CREATE TEMP VIEW live AS SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version FROM wavesync_changes;
+SELECT
+  (SELECT count(*) FROM (SELECT * FROM full_copy2 WHERE site_id = x'00000000000000000000000000000001' AND origin_version >= 7
+     EXCEPT SELECT * FROM live WHERE site_id = x'00000000000000000000000000000001' AND origin_version >= 7)) AS site1_diff,
+  (SELECT count(*) FROM (SELECT * FROM full_copy2 WHERE site_id = x'00000000000000000000000000000002' AND origin_version BETWEEN 1 AND 2000
+     EXCEPT SELECT * FROM live WHERE site_id = x'00000000000000000000000000000002' AND origin_version BETWEEN 1 AND 2000)) AS site2_diff,
+  (SELECT count(*) FROM (SELECT * FROM full_copy2 WHERE origin_version > 5 EXCEPT SELECT * FROM live WHERE origin_version > 5)) AS any_site_diff,
+  (SELECT count(*) FROM (SELECT * FROM full_copy2 WHERE origin_version = 2000 EXCEPT SELECT * FROM live WHERE origin_version = 2000)) AS eq_diff,
+  (SELECT count(*) FROM live WHERE origin_version > 5) AS newer_than_5;
