@@ -863,6 +863,78 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
         ms(lat.last().copied().unwrap_or(f64::NAN)),
         if lost > 0 { format!("; {lost} not visible within 10 s") } else { String::new() }
     ));
+
+    // Relayed catch-up: a leaves, and a fresh d catches up from b, which must serve
+    // changes that originated at a (a third replica's versions, read by origin).
+    let total = count(&cb, "cu").max(rows);
+    drop(c);
+    drop(a);
+    create_wide(&g.db("d"), "cu");
+    let cd = app(&g.db("d"));
+    let mut d = g.start("d", &[b.addr.clone()], &[]);
+    let (secs, first_row) = until_rows(&mut d, &cd, total, Duration::from_millis(50), "the relayed catch-up");
+    rep.row(
+        format!("catch-up of a fresh peer from a relay (changes of a third peer), {:.2}M changes", changes as f64 / 1e6),
+        "—",
+        format!("{secs:.1} s"),
+        None,
+    );
+    rep.note(format!(
+        "relayed catch-up: a stopped, a fresh d caught up {total} rows from b (every change originated at a) in {secs:.1} s, \
+         first rows after {first_row:.2} s"
+    ));
+
+    // A returning peer: d stops, a comes back and writes a little, which b takes live;
+    // a stops again and d restarts from b. b serves a's newest versions only.
+    drop(d);
+    let a = g.start("a", &[b.addr.clone()], &[]);
+    let ca = app(&g.db("a"));
+    // a's own catch-up with b (its first ask for d's versions walks all of b) goes first.
+    std::thread::sleep(Duration::from_secs(2));
+    let extra = 1000u64;
+    let first = total as i64 + 1_000_000;
+    for i in 0..extra / 10 {
+        insert_wide(&ca, "cu", first as u64 + i * 10, 10);
+    }
+    let want = total + extra;
+    wait_until("b has a's new rows", Duration::from_secs(60), || count(&cb, "cu") >= want);
+    drop(a);
+    let mut d = g.start("d", &[b.addr.clone()], &[]);
+    let (secs, _) = until_rows(&mut d, &cd, want, Duration::from_millis(5), "the returning peer's catch-up");
+    rep.row(
+        format!("catch-up of a returning peer from a relay: {extra} new rows of a third peer, on {total} rows"),
+        "—",
+        ms(secs),
+        None,
+    );
+    rep.note(format!(
+        "returning peer: d stopped, a wrote {extra} rows ({} changes, 10-row transactions) that b took live, a stopped; \
+         d's daemon, restarted with b as its only peer, had them {} after it was spawned",
+        extra * 4,
+        ms(secs)
+    ));
+}
+
+/// Seconds from spawning `d` until table `cu` on `c` (its database) holds `rows` rows, and
+/// until it held the first, counting every `poll` (a count of a large table takes a core
+/// for milliseconds).
+fn until_rows(d: &mut Daemon, c: &Connection, rows: u64, poll: Duration, what: &str) -> (f64, f64) {
+    let mut first_row = f64::NAN;
+    loop {
+        let n = count(c, "cu");
+        let el = d.spawned.elapsed().as_secs_f64();
+        if n > 0 && first_row.is_nan() {
+            first_row = el;
+        }
+        if n >= rows {
+            return (el, first_row);
+        }
+        d.check_alive();
+        if el > 1800.0 {
+            die(&format!("{what} did not finish within 30 minutes"));
+        }
+        std::thread::sleep(poll);
+    }
 }
 
 /// Phase 4: a cluster of `--peers` daemons, `--cluster-writes` rows written across all of

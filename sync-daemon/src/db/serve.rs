@@ -2,8 +2,8 @@
 //! `wavesync_missing`), cut into pages of whole versions within the requester's budget.
 //!
 //! Finding the changes of a version range walks every clock row changed since the range's
-//! first version (our own changes: the extension's index holds each row's newest cell) or
-//! every clock row (other origins: nothing is indexed by origin), and SQLite sorts what it
+//! first version (the extension's index holds each row's newest cell; a cell's db_version
+//! is never below its origin version, whatever the origin), and SQLite sorts what it
 //! found before the first row comes out. Read a page per request, a run of N changes would
 //! cost N/page such walks: quadratic. So the rows of a run are read ahead into a *backlog*,
 //! a TEMP table (SQLite's temp storage, not the daemon's memory), sorted, whole versions,
