@@ -176,17 +176,25 @@ impl Server {
     /// version larger than the budget is sent alone).
     pub fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
         self.expire_backlogs();
-        let runs: Vec<(Vec<u8>, i64, i64)> = {
+        let mut runs: Vec<(Vec<u8>, i64, i64)> = {
             let mut stmt = self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
             let rows = stmt.query_map([vector], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>().context("wavesync_missing rejected the peer's vector")?
         };
+        // The latest runs first: reading a run walks the clock rows changed since its start,
+        // so late runs are cheap, and they are what a returning peer lacks.
+        runs.sort_by_key(|r| std::cmp::Reverse(r.1));
         let lacked_versions: u64 = runs.iter().map(|(_, s, e)| (e - s + 1).max(0) as u64).sum();
         let mut fill = Fill { pages: Vec::new(), rows: 0, bytes: 0, max_rows, max_bytes, full: false };
         let mut remaining_versions = 0u64;
         for (site, start, end) in runs {
             let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_missing returned a site id that is not 16 bytes"))?;
-            if fill.full {
+            // A run from version 1 (a replica the requester never heard from) walks every
+            // clock row: once this response holds rows, they go first and the run waits for
+            // the next request.
+            let deferred = start <= 1 && fill.rows > 0 && self.backlog_at(site, start)?.is_none();
+            if fill.full || deferred {
+                fill.full = true;
                 remaining_versions += (end - start + 1) as u64;
                 continue;
             }
@@ -486,5 +494,30 @@ mod tests {
         // the ~150 requests, not one each.
         assert!(requests > 100, "{requests} requests");
         assert!(serve_a.backlog_reads * 4 < requests, "{} reads for {requests} requests", serve_a.backlog_reads);
+    }
+
+    #[test]
+    fn a_returning_peer_gets_new_versions_before_a_replica_it_never_heard_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = open(dir.path(), "a.db");
+        let mut serve_a = server(dir.path(), "a.db");
+        let mut b = open(dir.path(), "b.db");
+        let x = open(dir.path(), "x.db");
+        let mut serve_x = server(dir.path(), "x.db");
+        write(&a, 1, 5, 3);
+        while round(&mut serve_a, &mut b, 100) {}
+        // While b is away: x writes and a takes it; a writes on.
+        write(&x, 10, 3, 3);
+        while round(&mut serve_x, &mut a, 100) {}
+        write(&a, 20, 2, 3);
+        let served = serve_a.serve(&b.vector().unwrap(), 100, 1 << 20).unwrap();
+        assert!(served.more, "x's versions are left for the next request");
+        assert!(!served.pages.is_empty() && served.pages.iter().all(|p| p.site == a.site()), "only a's new versions come first");
+        assert_eq!(served.remaining_versions, x.conn.query_row("SELECT wavesync_db_version()", [], |r| r.get::<_, i64>(0)).unwrap() as u64);
+        for p in &served.pages {
+            b.apply_page(p).unwrap();
+        }
+        while round(&mut serve_a, &mut b, 100) {}
+        assert_eq!(table(&b), table(&a));
     }
 }
