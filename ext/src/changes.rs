@@ -8,7 +8,7 @@
 //! changes) walk the clock table's db_version index, and the rest are checked before a row
 //! leaves the cursor.
 
-use crate::clock::{RowClock, MAX_VERSION, SENTINEL};
+use crate::clock::{CellFilter, RowClock, MAX_VERSION, SENTINEL};
 use crate::error::{fail, guard, Result};
 use crate::merge::{merge, Change};
 use crate::schema::TableInfo;
@@ -351,15 +351,16 @@ fn may_match(have: ValueRef<'_>, op: Op, want: &Val) -> bool {
 enum Walk {
     /// Every clock row in pk order, after the last pk read.
     All { after: Vec<u8> },
-    /// Clock rows whose newest db_version is at least lo, in (db_version, pk) order; cells
-    /// are then kept if their own db_version is in [lo, hi]. (The index holds each row's
-    /// newest version, so an upper bound cannot be applied to rows.)
-    Versions { lo: i64, hi: i64, after: (i64, Vec<u8>) },
+    /// Clock rows whose newest db_version is at least lo, in (db_version, pk) order, from
+    /// `after`; the scan's `CellFilter` then keeps the cells in [lo, hi]. (The index holds
+    /// each row's newest version, so an upper bound cannot be applied to rows.)
+    Versions { after: (i64, Vec<u8>) },
     One { pk: Vec<u8>, done: bool },
 }
 
 struct Scan {
     cons: Vec<(usize, Op, Val)>,
+    filter: CellFilter,
     tables: Vec<Arc<TableInfo>>,
     table_idx: usize,
     walk_template: WalkKind,
@@ -369,7 +370,8 @@ struct Scan {
 #[derive(Clone)]
 enum WalkKind {
     All,
-    Versions(i64, i64),
+    /// From this db_version on.
+    Versions(i64),
     One(Vec<u8>),
 }
 
@@ -378,7 +380,7 @@ impl WalkKind {
         match self {
             WalkKind::All => Walk::All { after: Vec::new() },
             // (lo, empty key): all of version lo is still to read, then the versions above.
-            WalkKind::Versions(lo, hi) => Walk::Versions { lo: *lo, hi: *hi, after: (*lo, Vec::new()) },
+            WalkKind::Versions(lo) => Walk::Versions { after: (*lo, Vec::new()) },
             WalkKind::One(pk) => Walk::One { pk: pk.clone(), done: false },
         }
     }
@@ -394,7 +396,9 @@ pub struct ChangesCursor {
     rowid: i64,
 }
 
-fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>>, WalkKind)> {
+/// The tables to read, the walk, and the cells wanted (`CellFilter`, checked before a cell
+/// becomes a row: a read of one origin reads no base row for the cells of others).
+fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>>, WalkKind, CellFilter)> {
     let mut tables = None;
     let mut pk = None;
     let (mut lo, mut hi) = (0i64, i64::MAX);
@@ -422,20 +426,46 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
             _ => {}
         }
     }
+    let mut filter = CellFilter { db_version: (lo, hi), ..CellFilter::ALL };
+    let mut impossible = false;
+    for (col, op, v) in cons {
+        match (*col, op, v) {
+            (C_ORIGIN_VERSION, _, Val::Int(x)) => narrow(&mut filter.origin_version.0, &mut filter.origin_version.1, *op, *x),
+            (C_SITE_ID, Op::Eq | Op::Is, Val::Blob(b)) => match site_ord(st, b)? {
+                Some(ord) if filter.site.is_none_or(|s| s == ord) => filter.site = Some(ord),
+                // A site no cell names (or two different ones).
+                _ => impossible = true,
+            },
+            // One excluded site is enough for the cr-sqlite sync query; SQLite checks the rest.
+            (C_SITE_ID, Op::Ne | Op::IsNot, Val::Blob(b)) if filter.not_site.is_none() => filter.not_site = site_ord(st, b)?,
+            _ => {}
+        }
+    }
     let mut tables = match tables {
         Some(t) => t,
         None => st.tables()?,
     };
+    if impossible {
+        tables.clear();
+    }
     tables.retain(|t| t.status != crate::schema::Status::Dropped);
     for t in &tables {
         t.check_usable()?;
     }
     let kind = match pk {
         Some(pk) => WalkKind::One(pk),
-        None if lo > 0 || hi < i64::MAX => WalkKind::Versions(lo, hi),
+        None if lo > 1 => WalkKind::Versions(lo),
         None => WalkKind::All,
     };
-    Ok((tables, kind))
+    Ok((tables, kind, filter))
+}
+
+/// The ordinal of a site id constraint's value, if it names a site some cell may hold.
+fn site_ord(st: &mut State, b: &[u8]) -> Result<Option<i64>> {
+    match SiteId::try_from(b) {
+        Ok(site) => st.site_ord(&site, false),
+        Err(_) => Ok(None),
+    }
 }
 
 fn narrow(lo: &mut i64, hi: &mut i64, op: Op, x: i64) {
@@ -458,14 +488,13 @@ fn emit(
     t: &Arc<TableInfo>,
     pk: Vec<u8>,
     rc: RowClock,
-    // The index found the row by its newest cell; cells outside [lo, hi] are not news.
-    bounds: Option<(i64, i64)>,
+    // The index found the row by its newest cell, which may be the only one wanted.
+    filter: &CellFilter,
     cons: &[(usize, Op, Val)],
     out: &mut VecDeque<ChangeRow>,
 ) -> Result<()> {
-    let in_bounds = |cell: &crate::clock::Cell| bounds.is_none_or(|(lo, hi)| cell.db_version >= lo && cell.db_version <= hi);
-    // A version range walks rows by their newest cell: most rows past the range's end have
-    // nothing in it (a catch-up reads ranges of versions); skip them before the base row.
+    let in_bounds = |cell: &crate::clock::Cell| filter.wants_cell(cell);
+    // Skip rows with nothing wanted before the base row is read.
     if !rc.cells.iter().any(|(_, cell)| in_bounds(cell)) {
         return Ok(());
     }
@@ -519,6 +548,11 @@ fn emit(
     Ok(())
 }
 
+/// Whether an encoded clock holds a cell the read wants.
+fn wanted(blob: &[u8], filter: &CellFilter) -> Result<bool> {
+    RowClock::has_wanted(blob, filter).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
+}
+
 fn decode_clock(cl: i64, blob: &[u8]) -> Result<RowClock> {
     RowClock::decode(cl, blob).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
 }
@@ -546,17 +580,22 @@ impl ChangesCursor {
                 Walk::All { after } => {
                     let mut stmt = st.stmt(&t.sql.scan_pk)?;
                     let mut rows = stmt.query(params![t.key_after(after)?, PAGE])?;
+                    let (mut read, mut last) = (0, None);
                     while let Some(r) = rows.next()? {
-                        let pk = t.packed(r.get_ref(0)?)?;
-                        let rc = decode_clock(r.get(1)?, r.get_ref(2)?.as_blob()?)?;
-                        page.push((pk, rc, 0));
+                        read += 1;
+                        last = Some(Val::from_ref(r.get_ref(0)?));
+                        let blob = r.get_ref(2)?.as_blob()?;
+                        if !wanted(blob, &scan.filter)? {
+                            continue;
+                        }
+                        page.push((t.packed(r.get_ref(0)?)?, decode_clock(r.get(1)?, blob)?, 0));
                     }
-                    if let Some((pk, _, _)) = page.last() {
-                        *after = pk.clone();
+                    if let Some(key) = last {
+                        *after = t.packed(key.as_ref())?;
                     }
-                    (page.len() as i64) < PAGE
+                    read < PAGE
                 }
-                Walk::Versions { lo, hi, after } => {
+                Walk::Versions { after } => {
                     // First the rest of the current version, then the versions after it.
                     let mut last: Option<(i64, Val)> = None;
                     for (sql, same) in [(&t.sql.scan_dbv_same, true), (&t.sql.scan_dbv_next, false)] {
@@ -570,7 +609,7 @@ impl ChangesCursor {
                             last = Some((r.get(3)?, Val::from_ref(r.get_ref(0)?)));
                             let blob = r.get_ref(2)?.as_blob()?;
                             // Rows past the range's end mostly hold nothing in it.
-                            if !RowClock::has_version_in(blob, *lo, *hi).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))? {
+                            if !wanted(blob, &scan.filter)? {
                                 continue;
                             }
                             page.push((t.packed(r.get_ref(0)?)?, decode_clock(r.get(1)?, blob)?, 0));
@@ -588,12 +627,8 @@ impl ChangesCursor {
                     }
                 }
             };
-            let bounds = match scan.walk {
-                Walk::Versions { lo, hi, .. } => Some((lo, hi)),
-                _ => None,
-            };
             for (pk, rc, _) in page {
-                emit(&mut st, &t, pk, rc, bounds, &scan.cons, &mut self.buf)?;
+                emit(&mut st, &t, pk, rc, &scan.filter, &scan.cons, &mut self.buf)?;
             }
             if exhausted {
                 scan.table_idx += 1;
@@ -624,11 +659,11 @@ unsafe impl VTabCursor for ChangesCursor {
                 let val = Val::from_ref(args.iter().nth(i).unwrap_or(ValueRef::Null));
                 cons.push((col, op, val));
             }
-            let (tables, kind) = {
+            let (tables, kind, filter) = {
                 let mut st = self.shared.lock()?;
                 plan(&mut st, &cons)?
             };
-            self.scan = Some(Scan { cons, tables, table_idx: 0, walk: kind.start(), walk_template: kind });
+            self.scan = Some(Scan { cons, tables, table_idx: 0, walk: kind.start(), walk_template: kind, filter });
             self.buf.clear();
             self.rowid = 0;
             self.advance()
