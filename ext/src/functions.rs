@@ -216,6 +216,26 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         Ok(vector::to_json(&v))
     })?;
 
+    // The vector a replica will have once it applied a run: a transport that asks for the
+    // next pages while it applies the last ones sends this instead of wavesync_vector().
+    register(db, "vector_add", 4, pure, false, move |ctx| {
+        let what = "wavesync_vector_add";
+        let mut v = match ctx.get_raw(0) {
+            ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("{what}: {e}")))?,
+            _ => return Err(fail(format!("{what}: the first argument must be a blob made by wavesync_vector()"))),
+        };
+        let site: [u8; 16] = match ctx.get_raw(1) {
+            ValueRef::Blob(b) if b.len() == 16 => b.try_into().unwrap_or_default(),
+            _ => return Err(fail(format!("{what}: site_id must be a 16-byte blob"))),
+        };
+        let (start, end) = (int_arg(ctx, 2, what)?, int_arg(ctx, 3, what)?);
+        if start < 0 || end < start || end > crate::clock::MAX_VERSION {
+            return Err(fail(format!("{what}: invalid version range {start}..{end} (versions run from 0 to {})", crate::clock::MAX_VERSION)));
+        }
+        vector::add_run(v.entry(site).or_default(), start, end);
+        Ok(vector::encode(&v))
+    })?;
+
     let sh = shared.clone();
     register(db, "mark_applied", 3, utf8, false, move |ctx| {
         let site: [u8; 16] = match ctx.get_raw(0) {

@@ -202,6 +202,20 @@ pub fn decode(blob: &[u8]) -> Result<Vector, String> {
     Ok(v)
 }
 
+/// Adds `start..=end` to sorted disjoint `runs`, merging runs that overlap or adjoin.
+pub fn add_run(runs: &mut Runs, start: i64, end: i64) {
+    runs.push((start, end));
+    runs.sort_unstable();
+    let mut out: Runs = Vec::with_capacity(runs.len());
+    for &(s, e) in runs.iter() {
+        match out.last_mut() {
+            Some(last) if s <= last.1.saturating_add(1) => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    *runs = out;
+}
+
 /// Runs of `mine` not covered by `theirs`.
 pub fn subtract(mine: &Runs, theirs: &Runs) -> Runs {
     let mut out = Vec::new();
@@ -263,6 +277,25 @@ mod tests {
         assert_eq!(subtract(&vec![(1, 10)], &vec![]), vec![(1, 10)]);
         assert_eq!(subtract(&vec![(1, 10)], &vec![(1, 10)]), vec![]);
         assert_eq!(subtract(&vec![(1, 3), (6, 9)], &vec![(2, 7)]), vec![(1, 1), (8, 9)]);
+    }
+
+    #[test]
+    fn add_runs() {
+        let add = |mut runs: Runs, s, e| {
+            add_run(&mut runs, s, e);
+            runs
+        };
+        assert_eq!(add(vec![], 3, 4), vec![(3, 4)]);
+        assert_eq!(add(vec![(1, 2), (8, 9)], 4, 5), vec![(1, 2), (4, 5), (8, 9)]);
+        assert_eq!(add(vec![(1, 2), (8, 9)], 3, 7), vec![(1, 9)]);
+        assert_eq!(add(vec![(1, 2), (3, 4)], 5, 5), vec![(1, 5)]);
+        assert_eq!(add(vec![(1, 10)], 4, 5), vec![(1, 10)]);
+        assert_eq!(add(vec![(5, 6)], 1, 20), vec![(1, 20)]);
+        // Every result is sorted, disjoint and not adjacent: the same set, fewest runs.
+        for (s, e) in [(0, 0), (2, 2), (6, 7), (11, 30), (12, 12)] {
+            let r = add(vec![(1, 2), (4, 6), (9, 9), (12, 14)], s, e);
+            assert!(r.windows(2).all(|w| w[0].1 + 1 < w[1].0), "{r:?}");
+        }
     }
 
     #[test]

@@ -123,6 +123,17 @@ SELECT replace(wavesync_vector_json(), hex(wavesync_site_id()), 'LOCAL') AS json
 SELECT wavesync_mark_applied(x'00000000000000000000000000000004', 1, 3) AS new_site;
 SELECT replace(wavesync_vector_json(), hex(wavesync_site_id()), 'LOCAL') AS json_new_site;
 
+-- why: vector_add(vector, site, start, end) is the vector once a run is applied (what a
+-- transport asks with next while it applies pages): runs merge, a new site is added, the
+-- database is untouched (it equals what mark_applied makes: the end of this file).
+SELECT wavesync_vector_json(wavesync_vector_add(x'010100000000000000000000000000000002010101', x'00000000000000000000000000000002', 3, 4)) AS added_adjacent;
+SELECT wavesync_vector_json(wavesync_vector_add(x'010100000000000000000000000000000002010101', x'00000000000000000000000000000002', 5, 9)) AS added_apart;
+SELECT wavesync_vector_json(wavesync_vector_add(x'0100', x'00000000000000000000000000000009', 1, 1)) AS added_site;
+SELECT wavesync_vector_add(x'02', x'00000000000000000000000000000002', 1, 1);
+SELECT wavesync_vector_add(x'0100', x'0002', 1, 1);
+SELECT wavesync_vector_add(x'0100', x'00000000000000000000000000000002', 3, 2);
+SELECT wavesync_vector_add(x'0100', x'00000000000000000000000000000002', 1, 9223372036854775807);
+
 -- why: bad arguments to mark_applied are refused.
 SELECT wavesync_mark_applied(x'0102', 1, 2);
 SELECT wavesync_mark_applied(x'00000000000000000000000000000002', 0, 2);
@@ -154,3 +165,9 @@ SELECT wavesync_vector_json('text');
 SELECT * FROM wavesync_missing(x'0200');
 SELECT * FROM wavesync_missing('text');
 SELECT * FROM wavesync_missing;
+
+-- why: vector_add gives the vector mark_applied makes (gaps, new runs and sites alike).
+CREATE TEMP TABLE va AS SELECT wavesync_vector_add(wavesync_vector_add(wavesync_vector(),
+  x'00000000000000000000000000000002', 7, 8), x'00000000000000000000000000000007', 2, 3) AS v;
+SELECT wavesync_mark_applied(x'00000000000000000000000000000002', 7, 8) + wavesync_mark_applied(x'00000000000000000000000000000007', 2, 3) AS marked;
+SELECT (SELECT v FROM va) = wavesync_vector() AS same_as_mark_applied;

@@ -63,6 +63,9 @@ pub enum Cmd {
     Vector(oneshot::Sender<Result<Vec<u8>>>),
     /// Apply catch-up pages, each in one transaction; replies with the rows applied.
     ApplyPages { pages: Vec<Page>, reply: oneshot::Sender<Result<usize>> },
+    /// The vector `base` with the runs `(site, start, end)` added (`wavesync_vector_add`):
+    /// what a catch-up asks with next while the last pages are still being applied.
+    VectorAfter { base: Vec<u8>, runs: Vec<(SiteId, i64, i64)>, reply: oneshot::Sender<Result<Vec<u8>>> },
 }
 
 /// Events to the network side.
@@ -290,11 +293,23 @@ impl Db {
                 }
                 let _ = reply.send(result.map(|()| rows));
             }
+            Cmd::VectorAfter { base, runs, reply } => {
+                let _ = reply.send(self.vector_after(base, &runs));
+            }
         }
     }
 
     fn vector(&self) -> Result<Vec<u8>> {
         Ok(self.conn.query_row("SELECT wavesync_vector()", [], |r| r.get(0))?)
+    }
+
+    fn vector_after(&self, base: Vec<u8>, runs: &[(SiteId, i64, i64)]) -> Result<Vec<u8>> {
+        let mut stmt = self.conn.prepare_cached("SELECT wavesync_vector_add(?1, ?2, ?3, ?4)")?;
+        let mut v = base;
+        for (site, start, end) in runs {
+            v = stmt.query_row(params![v, site.as_slice(), start, end], |r| r.get(0))?;
+        }
+        Ok(v)
     }
 
     /// If another connection committed, publishes this replica's new local changes. The

@@ -80,10 +80,35 @@ impl DbHandle {
         r.await.map_err(|_| stopped())?
     }
 
-    async fn apply_pages(&self, pages: Vec<Page>) -> Result<usize> {
-        let (reply, r) = oneshot::channel();
-        self.send(Cmd::ApplyPages { pages, reply })?;
-        r.await.map_err(|_| anyhow!("the database thread has stopped"))?
+    /// Applies `pages`. With a `base` vector, first (the database thread takes commands in
+    /// order) the vector the pages will make: awaited here, before the pages are applied.
+    async fn apply_pages_after(
+        &self,
+        base: Option<Vec<u8>>,
+        pages: Vec<Page>,
+    ) -> (Option<Result<Vec<u8>>>, impl std::future::Future<Output = Result<usize>>) {
+        let stopped = || anyhow!("the database thread has stopped");
+        let next = match base {
+            Some(base) => {
+                let runs = pages.iter().map(|p| (p.site, p.start, p.end)).collect();
+                let (reply, r) = oneshot::channel();
+                let sent = self.send(Cmd::VectorAfter { base, runs, reply });
+                Some((sent, r))
+            }
+            None => None,
+        };
+        let (reply, applied) = oneshot::channel();
+        let sent = self.send(Cmd::ApplyPages { pages, reply });
+        let next = match next {
+            Some((Ok(()), r)) => Some(r.await.map_err(|_| stopped()).and_then(|v| v)),
+            Some((Err(e), _)) => Some(Err(e)),
+            None => None,
+        };
+        let result = async move {
+            sent?;
+            applied.await.map_err(|_| stopped())?
+        };
+        (next, result)
     }
 }
 
@@ -252,14 +277,20 @@ fn release_memory() {
 enum Internal {
     VectorReady { peer: PeerId, vector: Result<Vec<u8>> },
     Served { peer: PeerId, channel: ResponseChannel<Vec<u8>>, result: Result<Served> },
-    PagesApplied { peer: PeerId, result: Result<usize>, versions: u64, more: bool, remaining: u64 },
+    /// `pipelined`: the next request went out before these pages were applied.
+    PagesApplied { peer: PeerId, result: Result<usize>, versions: u64, more: bool, remaining: u64, pipelined: bool },
 }
 
 #[derive(Default)]
 struct Peer {
     addrs: BTreeSet<Multiaddr>,
     connected: bool,
+    /// A catch-up request is being prepared or waits for its response.
     in_flight: bool,
+    /// The vector the request in flight was made with.
+    sent_vector: Option<Vec<u8>>,
+    /// Catch-up responses whose pages are being applied.
+    applying: u32,
     again: bool,
     they_lack: Option<u64>,
     we_lack: Option<u64>,
@@ -761,7 +792,7 @@ impl Node {
     /// Starts a catch-up with `peer` (or asks for another round after the running one).
     fn start_catchup(&mut self, peer: PeerId) {
         let p = self.peer(peer);
-        if p.in_flight {
+        if p.in_flight || p.applying > 0 {
             p.again = true;
             return;
         }
@@ -789,13 +820,20 @@ impl Node {
                     }
                     Err(e) => {
                         warn!("cannot read the version vector: {e:#}");
-                        self.peer(peer).in_flight = false;
+                        let p = self.peer(peer);
+                        p.in_flight = false;
+                        // A pipelined request that could not be made: a new round once the
+                        // pages in hand are applied.
+                        p.again = true;
                         return;
                     }
                 };
                 match self.keys.seal(&body) {
                     Ok(bytes) => {
                         debug!(%peer, "catch-up request");
+                        if let Body::CatchupRequest { vector, .. } = body {
+                            self.peer(peer).sent_vector = Some(vector);
+                        }
                         self.swarm.behaviour_mut().catchup.send_request(&peer, bytes);
                     }
                     Err(e) => {
@@ -827,28 +865,30 @@ impl Node {
                 }
                 Err(e) => warn!(%peer, "cannot serve a catch-up request: {e:#}"),
             },
-            Internal::PagesApplied { peer, result, versions, more, remaining } => {
+            Internal::PagesApplied { peer, result, versions, more, remaining, pipelined } => {
                 let now = status::now_unix();
                 self.last_catchup = Some(now);
                 let p = self.peer(peer);
-                p.in_flight = false;
+                p.applying = p.applying.saturating_sub(1);
                 p.last_catchup = Some(now);
                 match result {
                     Ok(rows) => {
                         p.we_lack = Some(remaining);
-                        let again = more || p.again;
+                        // Without a pipelined request, the next round starts now.
+                        p.again |= more && !pipelined;
                         if rows > 0 {
                             info!(%peer, rows, versions, remaining_versions = remaining, "caught up");
                         }
                         self.show_progress(versions, remaining, more);
-                        if again {
-                            self.start_catchup(peer);
-                        }
                     }
                     Err(e) => {
                         warn!(%peer, "cannot apply catch-up pages (will retry): {e:#}");
                         self.show_progress(0, 0, false);
                     }
+                }
+                let p = self.peer(peer);
+                if p.again && !p.in_flight && p.applying == 0 {
+                    self.start_catchup(peer);
                 }
             }
         }
@@ -879,11 +919,22 @@ impl Node {
                     Ok(Body::CatchupResponse { pages, more, remaining_versions }) => {
                         self.counters.catchup_pages_received.fetch_add(pages.len() as u64, Ordering::Relaxed);
                         let versions: u64 = pages.iter().map(|p| (p.end - p.start + 1) as u64).sum();
+                        let p = self.peer(peer);
+                        p.applying += 1;
+                        // More to come: ask for it with the vector these pages will make,
+                        // so the responder reads the next pages while these are applied.
+                        let base = if more && !pages.is_empty() && p.connected { p.sent_vector.take() } else { None };
+                        p.in_flight = base.is_some();
+                        let pipelined = base.is_some();
                         let db = self.db.clone();
                         let tx = self.internal.clone();
                         tokio::spawn(async move {
-                            let result = db.apply_pages(pages).await;
-                            let _ = tx.send(Internal::PagesApplied { peer, result, versions, more, remaining: remaining_versions });
+                            let (next, result) = db.apply_pages_after(base, pages).await;
+                            if let Some(vector) = next {
+                                let _ = tx.send(Internal::VectorReady { peer, vector });
+                            }
+                            let result = result.await;
+                            let _ = tx.send(Internal::PagesApplied { peer, result, versions, more, remaining: remaining_versions, pipelined });
                         });
                     }
                     Ok(_) => {
