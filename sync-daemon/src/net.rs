@@ -822,8 +822,8 @@ impl Node {
                         warn!("cannot read the version vector: {e:#}");
                         let p = self.peer(peer);
                         p.in_flight = false;
-                        // A pipelined request that could not be made: a new round once the
-                        // pages in hand are applied.
+                        // Try again with a new round (after the pages in hand, if this was
+                        // a pipelined request).
                         p.again = true;
                         return;
                     }
