@@ -7,9 +7,10 @@
 #                                    rewrite NAME.expected with the current output
 #                                    (review the result with `git diff` before committing)
 #
-# Each case runs in a fresh temporary directory that holds a symlink `dist` -> <repo>/dist,
-# so a case starts with `.load ./dist/wavesync` and may create or ATTACH files by relative
-# path. The case is fed on stdin to `sqlite3 -batch` (no .bail: a case may show several
+# Each case runs in a fresh temporary directory that holds a symlink `dist` -> <repo>/dist
+# and a symlink `fixtures` -> sql-tests/fixtures, so a case starts with
+# `.load ./dist/wavesync` and may create or ATTACH files by relative path (nothing outside
+# the repository). The case is fed on stdin to `sqlite3 -batch` (no .bail: a case may show several
 # errors); stdout and stderr are merged and compared with cases/NAME.expected.
 # The actual output of the last run of each case is kept in sql-tests/out/NAME.out.
 #
@@ -77,8 +78,8 @@ for name in "${names[@]}"; do
     work="$tmp_root/$name"
     mkdir -p "$work"
     ln -s "$root/dist" "$work/dist"
-    # The cr-sqlite fixtures live in the sibling shared/ folder.
-    [ -d "$root/../shared" ] && ln -s "$root/../shared" "$work/shared"
+    # Data files the cases read (the cr-sqlite fixtures), kept in the repository.
+    ln -s "$here/fixtures" "$work/fixtures"
     # -init /dev/null: ignore the user's ~/.sqliterc so output does not depend on it.
     ( cd "$work" && timeout "$case_timeout" "$sqlite3_bin" -batch -init /dev/null < "$sql" ) > "$actual" 2>&1
     rc=$?

@@ -2,8 +2,8 @@
 .headers on
 .mode list
 -- crsqlite_fixtures.sql: compatibility with real cr-sqlite 0.16.3 changesets.
--- The fixtures (../shared/fixtures/crsqlite-0.16.3/, see its README.md; run.sh links
--- <repo>/../shared as ./shared) hold the crsql_changes of two sites A and B before any merge
+-- The fixtures (sql-tests/fixtures/crsqlite-0.16.3/, see its README.md; run.sh links
+-- sql-tests/fixtures as ./fixtures) hold the crsql_changes of two sites A and B before any merge
 -- (changes_a, changes_b), and what cr-sqlite held after each side merged the other's changes
 -- (b_after_a_*, a_after_b_*).
 -- We replay each side: create the same tables as CRRs in a fresh file, merge the side's own
@@ -34,7 +34,7 @@
 CREATE TABLE tasks(id TEXT PRIMARY KEY NOT NULL, title TEXT, done INTEGER, prio REAL);
 CREATE TABLE tags(task TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (task, tag));
 SELECT wavesync_as_crr('tasks'), wavesync_as_crr('tags');
-ATTACH 'shared/fixtures/crsqlite-0.16.3/basic.db' AS fx;
+ATTACH 'fixtures/crsqlite-0.16.3/basic.db' AS fx;
 BEGIN;
 INSERT INTO wavesync_changes
   SELECT "table", pk, cid, CASE WHEN cid = 'prio' AND typeof(val) = 'integer' THEN CAST(val AS REAL) ELSE val END,
@@ -84,7 +84,7 @@ SELECT c."table", hex(c.pk) AS pk, c.cid, quote(c.val) AS wavesync_val, quote(f.
 CREATE TABLE tasks(id TEXT PRIMARY KEY NOT NULL, title TEXT, done INTEGER, prio REAL);
 CREATE TABLE tags(task TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (task, tag));
 SELECT wavesync_as_crr('tasks'), wavesync_as_crr('tags');
-ATTACH 'shared/fixtures/crsqlite-0.16.3/basic.db' AS fx;
+ATTACH 'fixtures/crsqlite-0.16.3/basic.db' AS fx;
 BEGIN;
 INSERT INTO wavesync_changes
   SELECT "table", pk, cid, CASE WHEN cid = 'prio' AND typeof(val) = 'integer' THEN CAST(val AS REAL) ELSE val END,
@@ -131,7 +131,7 @@ SELECT c."table", hex(c.pk) AS pk, c.cid, quote(c.val) AS wavesync_val, quote(f.
 .load ./dist/wavesync
 CREATE TABLE m(k1 INTEGER NOT NULL, k2 TEXT NOT NULL, v, w, x REAL, PRIMARY KEY (k1, k2));
 SELECT wavesync_as_crr('m');
-ATTACH 'shared/fixtures/crsqlite-0.16.3/types.db' AS fx;
+ATTACH 'fixtures/crsqlite-0.16.3/types.db' AS fx;
 BEGIN;
 INSERT INTO wavesync_changes
   SELECT "table", pk, cid, CASE WHEN cid = 'x' AND typeof(val) = 'integer' THEN CAST(val AS REAL) ELSE val END,
@@ -176,7 +176,7 @@ SELECT c."table", hex(c.pk) AS pk, c.cid, quote(c.val) AS wavesync_val, quote(f.
 .load ./dist/wavesync
 CREATE TABLE m(k1 INTEGER NOT NULL, k2 TEXT NOT NULL, v, w, x REAL, PRIMARY KEY (k1, k2));
 SELECT wavesync_as_crr('m');
-ATTACH 'shared/fixtures/crsqlite-0.16.3/types.db' AS fx;
+ATTACH 'fixtures/crsqlite-0.16.3/types.db' AS fx;
 BEGIN;
 INSERT INTO wavesync_changes
   SELECT "table", pk, cid, CASE WHEN cid = 'x' AND typeof(val) = 'integer' THEN CAST(val AS REAL) ELSE val END,
