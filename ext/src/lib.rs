@@ -5,6 +5,7 @@
 //! commit/rollback hooks that delimit transactions. See docs/ARCHITECTURE.md.
 
 pub mod addwins;
+pub mod affinity;
 pub mod alter;
 pub mod changes;
 pub mod clock;

@@ -99,6 +99,18 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
     if pk.contains(&Val::Null) {
         return Err(fail(format!("wavesync_changes: bad pk for table '{}': primary key values cannot be NULL", t.name)));
     }
+    // Keys and values as the table stores them (affinity.rs): one row has one packed key,
+    // and ties compare what the column holds.
+    let (pk, packed_pk) = match normalize_key(&t, &pk)? {
+        Some(vals) => {
+            let packed = pack::pack(&vals).map_err(fail)?;
+            (vals, Some(packed))
+        }
+        None => (pk, None),
+    };
+    let val = normalize_value(&t, ch)?;
+    let normalized = Change { pk: packed_pk.as_deref().unwrap_or(ch.pk), val: val.as_ref().map_or(ch.val, Val::as_ref), ..*ch };
+    let ch = &normalized;
     if ch.cid.is_empty() {
         return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
     }
@@ -261,6 +273,31 @@ fn merge_cell(
     }
     st.rows_impacted += 1;
     Ok(Some(rc))
+}
+
+/// The key as the table stores it, if that differs from `pk` (bit for bit: -0.0 is not 0.0).
+fn normalize_key(t: &TableInfo, pk: &[Val]) -> Result<Option<Vec<Val>>> {
+    let mut out: Option<Vec<Val>> = None;
+    for (i, (v, col)) in pk.iter().zip(&t.pk_types).enumerate() {
+        let n = col
+            .normalize(v)
+            .map_err(|e| fail(format!("wavesync_changes: bad pk for table '{}': column '{}': {e}", t.name, t.pks[i])))?;
+        if !n.same(v) {
+            out.get_or_insert_with(|| pk.to_vec())[i] = n;
+        }
+    }
+    Ok(out)
+}
+
+/// The change's value as its column stores it, if that differs from the value sent.
+fn normalize_value(t: &TableInfo, ch: &Change<'_>) -> Result<Option<Val>> {
+    let Some(pos) = t.cols.iter().position(|c| c == ch.cid) else { return Ok(None) };
+    let Some(col) = t.col_types.get(pos) else { return Ok(None) };
+    let v = Val::from_ref(ch.val);
+    let n = col
+        .normalize(&v)
+        .map_err(|e| fail(format!("wavesync_changes: bad val for column '{}' of table '{}': {e}", ch.cid, t.name)))?;
+    Ok((!n.same(&v)).then_some(n))
 }
 
 /// Stores a change for a column this replica does not have yet; `wavesync_commit_alter`

@@ -1,6 +1,7 @@
 //! CRR tables: what wavesync knows about one (TableInfo), the eligibility checks, the
 //! clock table and triggers that `wavesync_as_crr` creates, and `wavesync_as_table`.
 
+use crate::affinity::Column;
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, ident, literal, Result};
 use crate::pack;
@@ -89,6 +90,10 @@ pub struct TableInfo {
     /// The clock table is keyed by the row's INTEGER PRIMARY KEY itself (a rowid table:
     /// cheaper than a packed-blob key); else by the packed key.
     pub int_key: bool,
+    /// How each key column (in key order) and each tracked column (as `cols`) takes values:
+    /// merged values are converted as SQLite would store them (affinity.rs).
+    pub pk_types: Vec<Column>,
+    pub col_types: Vec<Column>,
 }
 
 pub fn clock_table_name(table: &str) -> String {
@@ -147,7 +152,7 @@ impl TableInfo {
                 "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
             ),
         };
-        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new(), int_key: false }
+        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new(), int_key: false, pk_types: Vec::new(), col_types: Vec::new() }
     }
 
     pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
@@ -190,6 +195,9 @@ impl TableInfo {
                 )),
                 Some(_) => Status::Ok,
             };
+            if t.status != Status::Dropped {
+                (t.pk_types, t.col_types) = column_types(conn, &t.name, &t.pks, &t.cols)?;
+            }
             out.push(t);
         }
         Ok(out)
@@ -286,6 +294,22 @@ fn shape(conn: &Connection, name: &str) -> Result<Option<(Vec<String>, Vec<Strin
     pks.sort();
     let tracked = cols.iter().filter(|c| c.1 == 0 && c.2 == 0).map(|c| c.0.clone()).collect();
     Ok(Some((pks.into_iter().map(|p| p.1).collect(), tracked)))
+}
+
+/// The declared types of a table's key columns and of `cols`, as merges convert values.
+fn column_types(conn: &Connection, name: &str, pks: &[String], cols: &[String]) -> Result<(Vec<Column>, Vec<Column>)> {
+    let (strict, without_rowid): (bool, bool) = conn
+        .prepare_cached("SELECT strict, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
+        .query_row([name], |r| Ok((r.get::<_, i64>(0)? != 0, r.get::<_, i64>(1)? != 0)))
+        .optional()?
+        .unwrap_or((false, false));
+    let mut stmt = conn.prepare_cached("SELECT name, coalesce(type, '') FROM pragma_table_xinfo(?1)")?;
+    let types: Vec<(String, String)> = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let decl = |c: &String| types.iter().find(|(n, _)| n == c).map_or("", |(_, t)| t.as_str());
+    let rowid_key = !without_rowid && pks.len() == 1 && decl(&pks[0]).eq_ignore_ascii_case("INTEGER");
+    let pk_types = pks.iter().map(|c| Column::new(decl(c), strict, rowid_key)).collect();
+    let col_types = cols.iter().map(|c| Column::new(decl(c), strict, false)).collect();
+    Ok((pk_types, col_types))
 }
 
 struct ColumnInfo {

@@ -25,6 +25,14 @@ impl Val {
         }
     }
 
+    /// The same value bit for bit (a REAL -0.0 is not 0.0, as it is not in a packed key).
+    pub fn same(&self, other: &Val) -> bool {
+        match (self, other) {
+            (Val::Real(a), Val::Real(b)) => a.to_bits() == b.to_bits(),
+            (a, b) => a == b,
+        }
+    }
+
     pub fn as_ref(&self) -> ValueRef<'_> {
         match self {
             Val::Null => ValueRef::Null,

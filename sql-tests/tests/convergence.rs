@@ -1,5 +1,6 @@
 //! Property: replicas that exchanged all changes — in any order, with duplicates, after
-//! partial exchanges — hold identical tables and identical wavesync_changes.
+//! partial exchanges, through a transport that may change a value's storage class the way
+//! JSON does — hold identical tables and identical wavesync_changes.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256 here; run thousands locally).
 
@@ -16,7 +17,52 @@ SELECT wavesync_as_crr('w', 'add_wins');
 SELECT wavesync_as_crr('t');
 SELECT wavesync_as_crr('u');
 SELECT crsql_as_crr('p');
+CREATE TABLE v (id INTEGER PRIMARY KEY NOT NULL, r REAL, t TEXT, n NUMERIC, i INTEGER, b BLOB, x);
+CREATE TABLE s (id INTEGER PRIMARY KEY NOT NULL, i INTEGER, r REAL, t TEXT, a ANY) STRICT;
+SELECT wavesync_as_crr('v');
+SELECT wavesync_as_crr('s');
 ";
+
+/// Columns of `v` and `s` (every affinity; STRICT), and their affinity as a lossy transport
+/// may rely on: a value it changes must come back to the same value in that column.
+const V_COLS: [&str; 6] = ["r", "t", "n", "i", "b", "x"];
+const S_COLS: [&str; 4] = ["i", "r", "t", "a"];
+
+fn affinity(table: &str, cid: &str) -> &'static str {
+    match (table, cid) {
+        ("v", "r") | ("s", "r") => "real",
+        ("v", "t") | ("s", "t") | ("t", "a") => "text",
+        ("v", "n") | ("v", "i") | ("s", "i") | ("t", "b") => "numeric",
+        _ => "none",
+    }
+}
+
+/// What a JSON transport does to a value: a whole REAL becomes an INTEGER, a TEXT that
+/// spells a number becomes the number — only where the column turns it back.
+fn lossy(table: &str, cid: &str, v: &rusqlite::types::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match (affinity(table, cid), v) {
+        ("real" | "numeric", Value::Real(f)) if f.fract() == 0.0 && f.abs() < 1e15 => Value::Integer(*f as i64),
+        ("text", Value::Text(t)) => match (t.parse::<i64>(), t.parse::<f64>()) {
+            (Ok(i), _) if i.to_string() == *t => Value::Integer(i),
+            (_, Ok(f)) if format!("{f:?}") == *t && t.len() < 15 => Value::Real(f),
+            _ => v.clone(),
+        },
+        _ => v.clone(),
+    }
+}
+
+/// A value of any storage class, from a small set so that ties happen.
+fn any_value() -> impl Strategy<Value = rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    prop_oneof![
+        Just(Value::Null),
+        (-1i64..4).prop_map(Value::Integer),
+        prop::sample::select(vec![3.0, 2.5, -0.0, 0.5, 1e20]).prop_map(Value::Real),
+        prop::sample::select(vec!["3", "3.0", "2.5", " 3 ", "1e0", "x", "", "-0"]).prop_map(|t| Value::Text(t.into())),
+        prop::sample::select(vec![&b"3"[..], b""]).prop_map(|b| Value::Blob(b.to_vec())),
+    ]
+}
 
 #[derive(Debug, Clone)]
 enum Write {
@@ -38,6 +84,10 @@ enum Write {
     WUpdateY { id: i64, y: i64 },
     WDelete { id: i64 },
     WChangePk { from: i64, to: i64 },
+    /// A value of any class into a column of any affinity (`v`), or of a STRICT table (`s`).
+    VSet { id: i64, col: usize, val: rusqlite::types::Value },
+    VDelete { id: i64 },
+    SSet { id: i64, col: usize, val: rusqlite::types::Value },
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +96,7 @@ enum Step {
     Local { replica: usize, writes: Vec<Write> },
     /// Deliver some origin-version groups from one replica to another, possibly shuffled
     /// and duplicated (each group whole, as the contract of wavesync_changes asks).
-    Deliver { from: usize, to: usize, pick: Vec<u16>, dup: bool },
+    Deliver { from: usize, to: usize, pick: Vec<u16>, dup: bool, lossy: bool },
 }
 
 fn write() -> impl Strategy<Value = Write> {
@@ -72,14 +122,18 @@ fn write() -> impl Strategy<Value = Write> {
         (0i64..3, 0i64..3).prop_map(|(id, y)| Write::WUpdateY { id, y }),
         (0i64..3).prop_map(|id| Write::WDelete { id }),
         (0i64..3, 0i64..3).prop_map(|(from, to)| Write::WChangePk { from, to }),
+        (0i64..3, 0..V_COLS.len(), any_value()).prop_map(|(id, col, val)| Write::VSet { id, col, val }),
+        (0i64..3, 0..V_COLS.len(), any_value()).prop_map(|(id, col, val)| Write::VSet { id, col, val }),
+        (0i64..3).prop_map(|id| Write::VDelete { id }),
+        (0i64..3, 0..S_COLS.len(), any_value()).prop_map(|(id, col, val)| Write::SSet { id, col, val }),
     ]
 }
 
 fn steps(replicas: usize) -> impl Strategy<Value = Vec<Step>> {
     let step = prop_oneof![
         3 => (0..replicas, prop::collection::vec(write(), 1..4)).prop_map(|(replica, writes)| Step::Local { replica, writes }),
-        2 => (0..replicas, 0..replicas, prop::collection::vec(any::<u16>(), 0..6), any::<bool>())
-            .prop_map(|(from, to, pick, dup)| Step::Deliver { from, to, pick, dup }),
+        2 => (0..replicas, 0..replicas, prop::collection::vec(any::<u16>(), 0..6), any::<bool>(), any::<bool>())
+            .prop_map(|(from, to, pick, dup, lossy)| Step::Deliver { from, to, pick, dup, lossy }),
     ];
     prop::collection::vec(step, 1..30)
 }
@@ -108,6 +162,16 @@ fn run_write(c: &Connection, w: &Write) {
         Write::WUpdateY { id, y } => c.execute("UPDATE w SET y = y + ?2 WHERE id = ?1", params![id, y]),
         Write::WDelete { id } => c.execute("DELETE FROM w WHERE id = ?1", params![id]),
         Write::WChangePk { from, to } => c.execute("UPDATE w SET id = ?2 WHERE id = ?1", params![from, to]),
+        Write::VSet { id, col, val } => c.execute(
+            &format!("INSERT INTO v (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}", V_COLS[*col]),
+            params![id, val],
+        ),
+        Write::VDelete { id } => c.execute("DELETE FROM v WHERE id = ?1", params![id]),
+        // A STRICT table refuses some of these values, as it should.
+        Write::SSet { id, col, val } => c.execute(
+            &format!("INSERT INTO s (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}", S_COLS[*col]),
+            params![id, val],
+        ),
     };
 }
 
@@ -134,6 +198,8 @@ fn state(c: &Connection) -> (Vec<Row>, Vec<Row>) {
         rows(c, "SELECT 'u', k1, k2, v FROM u ORDER BY k1, k2"),
         rows(c, "SELECT 'p', k FROM p ORDER BY k"),
         rows(c, "SELECT 'w', id, x, y FROM w ORDER BY id"),
+        rows(c, "SELECT 'v', id, r, t, n, i, b, x FROM v ORDER BY id"),
+        rows(c, "SELECT 's', id, i, r, t, a FROM s ORDER BY id"),
     ]
     .concat();
     // db_version is each replica's local counter; everything else must match.
@@ -159,7 +225,7 @@ fn check(n: usize, script: Vec<Step>) -> Result<(), TestCaseError> {
                 }
                 tx.commit().unwrap();
             }
-            Step::Deliver { from, to, pick, dup } => {
+            Step::Deliver { from, to, pick, dup, lossy: is_lossy } => {
                 if from == to {
                     continue;
                 }
@@ -172,7 +238,11 @@ fn check(n: usize, script: Vec<Step>) -> Result<(), TestCaseError> {
                     chosen.extend(chosen.clone());
                 }
                 for g in chosen {
-                    apply(&reps[*to], g);
+                    if *is_lossy {
+                        apply(&reps[*to], &through_json(&reps[*to], g));
+                    } else {
+                        apply(&reps[*to], g);
+                    }
                 }
             }
         }
@@ -203,6 +273,37 @@ fn check(n: usize, script: Vec<Step>) -> Result<(), TestCaseError> {
         filtered_reads_agree(r)?;
     }
     Ok(())
+}
+
+/// A group of changes as a lossy transport delivers it: values (`lossy`) and the integer
+/// keys of `v`, which arrive as text ('5' for 5).
+fn through_json(c: &Connection, group: &[Row]) -> Vec<Row> {
+    use rusqlite::types::Value;
+    group
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let (Value::Text(table), Value::Text(cid)) = (&r[0], &r[2]) else { panic!("bad change {r:?}") };
+            let (table, cid) = (table.clone(), cid.clone());
+            r[3] = lossy(&table, &cid, &r[3]);
+            if table == "v" {
+                let Value::Blob(packed) = &r[1] else { panic!("bad pk {r:?}") };
+                let key = unpack_int(packed);
+                r[1] = c.query_row("SELECT wavesync_pack_columns(?1)", [key.to_string()], |x| x.get(0)).unwrap();
+            }
+            r
+        })
+        .collect()
+}
+
+/// The integer a one-column packed key holds (pack.rs: count, type byte, big-endian bytes).
+fn unpack_int(packed: &[u8]) -> i64 {
+    assert!(packed.len() >= 2 && packed[0] == 1 && packed[1] & 7 == 1, "not one packed integer: {packed:?}");
+    let bytes = &packed[2..];
+    let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
+    let mut be = [fill; 8];
+    be[8 - bytes.len()..].copy_from_slice(bytes);
+    i64::from_be_bytes(be)
 }
 
 /// Reads filtered by site and version (the walks and cell filters of changes.rs) return
@@ -256,7 +357,7 @@ proptest! {
             .into_iter()
             .map(|s| match s {
                 Step::Local { replica, writes } => Step::Local { replica: replica % n, writes },
-                Step::Deliver { from, to, pick, dup } => Step::Deliver { from: from % n, to: to % n, pick, dup },
+                Step::Deliver { from, to, pick, dup, lossy } => Step::Deliver { from: from % n, to: to % n, pick, dup, lossy },
             })
             .collect();
         check(n, script)?;
