@@ -199,13 +199,26 @@ fn merge_cell(
     let incoming = |dbv: i64| Cell { col_version: ch.col_version, db_version: dbv, site, origin_version, seq: ch.seq };
 
     if ch.cl > local_cl {
-        // A new causal-length epoch: every older cell clock is superseded.
+        // A new causal-length epoch (incarnation of the row): every older cell clock is
+        // superseded, and so are the values they held. A live row starts over from its
+        // column defaults, which only cells of the new epoch fill, so the table stays a
+        // function of the changes (ARCHITECTURE.md, "Resurrection").
         let dbv = stored_version(st, ch)?;
         let mut rc = RowClock { cl: ch.cl, cells: Vec::with_capacity(2) };
         rc.set(cid, incoming(dbv));
+        if cid != SENTINEL && ch.cl > 1 {
+            // The epoch's '-1' change has not arrived: record one, as cr-sqlite does, so the
+            // causal length shows in the changes. At col_version 0 it loses to the real one
+            // (col_version = cl) wherever that arrives, so every replica ends with that.
+            rc.set(SENTINEL, Cell { col_version: 0, ..incoming(dbv) });
+        }
+        let was_live = local.as_ref().is_some_and(RowClock::is_live);
         silenced(sync, || {
+            if ch.cl % 2 == 0 || was_live {
+                exec(st, &t.sql.delete_row, pk.iter())?;
+            }
             if ch.cl % 2 == 0 {
-                exec(st, &t.sql.delete_row, pk.iter()).map(drop)
+                Ok(())
             } else if cid == SENTINEL {
                 exec(st, &t.sql.insert_pk, pk.iter()).map(drop)
             } else {
