@@ -20,7 +20,7 @@ use rusqlite::vtab::{
     Inserts, Module, TransactionVTab, UpdateVTab, Updates, VTab, VTabConnection, VTabCursor, VTabKind,
 };
 use rusqlite::{ffi, params};
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 use std::os::raw::c_int;
 use std::sync::{Arc, OnceLock};
 
@@ -37,6 +37,11 @@ const C_CL: usize = 7;
 const C_SEQ: usize = 8;
 const C_ORIGIN_VERSION: usize = 9;
 const PAGE: i64 = 256;
+/// Items of the plan string (`idx_str`) besides constraints: the rows are to be sorted;
+/// the next argument is the LIMIT, or the OFFSET.
+const SORTED: &str = "S;";
+const LIMIT: &str = "L;";
+const OFFSET: &str = "O;";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -111,8 +116,37 @@ unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
         let mut spec = String::new();
         let mut n = 0;
         let (mut has_table, mut has_pk, mut has_dbv) = (false, false, false);
+        // Rows come in (db_version, seq) order, as cr-sqlite gives them, unless the query
+        // sorts them some other way itself (then they stream, unsorted). ORDER BY
+        // db_version [, seq] is that order: SQLite need not sort again.
+        let order: Vec<(c_int, bool)> = info.order_bys().map(|o| (o.column(), o.is_order_by_desc())).collect();
+        let ours = !order.is_empty()
+            && order.len() <= 2
+            && order.iter().zip([C_DB_VERSION, C_SEQ]).all(|((col, desc), want)| *col as usize == want && !desc);
+        let sorted = order.is_empty() || ours;
+        if ours {
+            info.set_order_by_consumed(true);
+        }
+        if sorted {
+            spec.push_str(SORTED);
+        }
         for (c, mut u) in info.constraints_and_usages() {
             if !c.is_usable() {
+                continue;
+            }
+            // LIMIT and OFFSET bound how many sorted rows are kept (SQLite still applies both).
+            let bound = match c.operator() {
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LIMIT => Some(LIMIT),
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_OFFSET => Some(OFFSET),
+                _ => None,
+            };
+            if let Some(code) = bound {
+                if sorted {
+                    n += 1;
+                    u.set_argv_index(n);
+                    u.set_omit(false);
+                    spec.push_str(code);
+                }
                 continue;
             }
             let Some(op) = Op::from_sqlite(c.operator()) else { continue };
@@ -326,6 +360,36 @@ impl ChangeRow {
             C_SEQ => ValueRef::Integer(self.seq),
             _ => ValueRef::Integer(self.origin_version),
         }
+    }
+}
+
+/// The order of wavesync_changes: (db_version, seq), as cr-sqlite; then table, key and
+/// column, so that rows of one merged transaction with equal seqs keep a fixed order.
+fn change_order(a: &ChangeRow, b: &ChangeRow) -> std::cmp::Ordering {
+    (a.db_version, a.seq)
+        .cmp(&(b.db_version, b.seq))
+        .then_with(|| a.table.name.cmp(&b.table.name))
+        .then_with(|| a.pk.cmp(&b.pk))
+        .then_with(|| a.cid.cmp(&b.cid))
+}
+
+/// A row ordered by `change_order`, for the heap that keeps a LIMIT's first rows.
+struct InOrder(ChangeRow);
+
+impl PartialEq for InOrder {
+    fn eq(&self, other: &Self) -> bool {
+        change_order(&self.0, &other.0).is_eq()
+    }
+}
+impl Eq for InOrder {}
+impl PartialOrd for InOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for InOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        change_order(&self.0, &other.0)
     }
 }
 
@@ -638,6 +702,38 @@ impl ChangesCursor {
         Ok(())
     }
 
+    /// Reads every row the scan yields and keeps them in (db_version, seq) order — only the
+    /// first `keep` when the query has a LIMIT. A cell's db_version is not what the clock
+    /// rows are indexed by (that is the row's newest), so no walk yields this order itself.
+    fn sort_all(&mut self, keep: Option<usize>) -> Result<()> {
+        let mut heap: BinaryHeap<InOrder> = BinaryHeap::new();
+        let mut all: Vec<ChangeRow> = Vec::new();
+        loop {
+            self.fill()?;
+            if self.buf.is_empty() {
+                break;
+            }
+            match keep {
+                None => all.extend(self.buf.drain(..)),
+                Some(k) => {
+                    for row in self.buf.drain(..) {
+                        heap.push(InOrder(row));
+                        if heap.len() > k {
+                            heap.pop();
+                        }
+                    }
+                }
+            }
+        }
+        if keep.is_some() {
+            all = heap.into_vec().into_iter().map(|r| r.0).collect();
+        }
+        all.sort_unstable_by(change_order);
+        self.buf = all.into();
+        self.scan = None;
+        Ok(())
+    }
+
     fn advance(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             self.fill()?;
@@ -652,12 +748,25 @@ unsafe impl VTabCursor for ChangesCursor {
     fn filter(&mut self, _idx_num: c_int, idx_str: Option<&str>, args: &Filters<'_>) -> Result<()> {
         guard("wavesync_changes select", || {
             let mut cons = Vec::new();
-            for (i, item) in idx_str.unwrap_or("").split(';').filter(|s| !s.is_empty()).enumerate() {
-                let (col, op) = item.split_at(item.len() - 1);
-                let op = Op::from_code(op.chars().next().unwrap_or(' ')).ok_or_else(|| fail("wavesync_changes: bad plan"))?;
-                let col: usize = col.parse().map_err(|_| fail("wavesync_changes: bad plan"))?;
-                let val = Val::from_ref(args.iter().nth(i).unwrap_or(ValueRef::Null));
-                cons.push((col, op, val));
+            let (mut sorted, mut limit, mut offset) = (false, None, 0i64);
+            let mut args = args.iter();
+            for item in idx_str.unwrap_or("").split_inclusive(';') {
+                let bound = |v: Option<ValueRef<'_>>| match v {
+                    Some(ValueRef::Integer(i)) => Some(i),
+                    _ => None,
+                };
+                match item {
+                    SORTED => sorted = true,
+                    LIMIT => limit = bound(args.next()),
+                    OFFSET => offset = bound(args.next()).unwrap_or(0).max(0),
+                    _ => {
+                        let item = item.trim_end_matches(';');
+                        let (col, op) = item.split_at(item.len().saturating_sub(1));
+                        let op = Op::from_code(op.chars().next().unwrap_or(' ')).ok_or_else(|| fail("wavesync_changes: bad plan"))?;
+                        let col: usize = col.parse().map_err(|_| fail("wavesync_changes: bad plan"))?;
+                        cons.push((col, op, Val::from_ref(args.next().unwrap_or(ValueRef::Null))));
+                    }
+                }
             }
             let (tables, kind, filter) = {
                 let mut st = self.shared.lock()?;
@@ -666,6 +775,11 @@ unsafe impl VTabCursor for ChangesCursor {
             self.scan = Some(Scan { cons, tables, table_idx: 0, walk: kind.start(), walk_template: kind, filter });
             self.buf.clear();
             self.rowid = 0;
+            if sorted {
+                // A negative LIMIT is no limit.
+                let keep = limit.filter(|l| *l >= 0).map(|l| l.saturating_add(offset) as usize);
+                self.sort_all(keep)?;
+            }
             self.advance()
         })
     }

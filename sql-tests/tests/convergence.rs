@@ -315,6 +315,11 @@ fn filtered_reads_agree(c: &Connection) -> Result<(), TestCaseError> {
         v
     };
     let all = all_changes(c);
+    let int_at = |r: &Row, i: usize| if let Value::Integer(v) = r[i] { v } else { panic!("not an integer: {r:?}") };
+    prop_assert!(
+        all.windows(2).all(|w| (int_at(&w[0], 5), int_at(&w[0], 8)) <= (int_at(&w[1], 5), int_at(&w[1], 8))),
+        "wavesync_changes is not in (db_version, seq) order"
+    );
     let int = |v: &Value| if let Value::Integer(i) = v { *i } else { panic!("not an integer: {v:?}") };
     let top: i64 = c.query_row("SELECT wavesync_db_version()", [], |r| r.get(0)).unwrap();
     let mut sites: Vec<Value> = rows(c, "SELECT site_id FROM wavesync_sites").into_iter().map(|r| r[0].clone()).collect();
