@@ -3,7 +3,7 @@
 use crate::error::{fail, Result};
 use crate::state::Shared;
 use crate::value::Val;
-use crate::{alter, compact, local, pack, schema, vector};
+use crate::{alter, compact, fractindex, local, pack, schema, vector};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
@@ -186,6 +186,27 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         st.atomically(alter::cleanup_dropped)?;
         st.flush_statements();
         Ok("OK")
+    })?;
+
+    let sh = shared.clone();
+    register(db, "fract_as_ordered", -1, utf8, true, move |ctx| {
+        let what = "wavesync_fract_as_ordered(table, order_column, group_column...)";
+        if ctx.len() < 2 {
+            return Err(fail(format!("{what} takes at least 2 arguments")));
+        }
+        let args: Vec<String> = (0..ctx.len()).map(|i| text_arg(ctx, i, what)).collect::<Result<_>>()?;
+        let st = sh.lock()?;
+        fractindex::as_ordered(&st.conn, &args[0], &args[1], &args[2..])?;
+        Ok("OK")
+    })?;
+    register(db, "fract_key_between", 2, pure, true, |ctx| {
+        let key = |i: usize| match ctx.get_raw(i) {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
+            _ => Err(fail(format!("wavesync_fract_key_between: argument {} must be an order key (text) or NULL", i + 1))),
+        };
+        let (a, b) = (key(0)?, key(1)?);
+        fractindex::key_between(a.as_deref(), b.as_deref()).map_err(|e| fail(format!("wavesync_fract_key_between: {e}")))
     })?;
 
     let sh = shared.clone();

@@ -11,6 +11,7 @@ pub mod changes;
 pub mod clock;
 pub mod compact;
 pub mod error;
+pub mod fractindex;
 pub mod functions;
 pub mod local;
 pub mod merge;
