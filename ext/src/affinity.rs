@@ -187,7 +187,7 @@ pub fn real_to_text(f: f64) -> String {
         return if f > 0.0 { "Inf".into() } else { "-Inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return "0.0".into(); // SQLite's printf gives no sign to -0.0 (it tests `< 0.0`)
     }
     let sci = format!("{f:.14e}"); // d.dddddddddddddde<exp>, rounded to 15 digits
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -281,6 +281,7 @@ mod tests {
             (100000000000000.0, "100000000000000.0"),
             (1e15, "1.0e+15"),
             (f64::NEG_INFINITY, "-Inf"),
+            (-0.0, "0.0"),
         ] {
             assert_eq!(real_to_text(f), s, "{f}");
         }

@@ -108,3 +108,17 @@ def test_load_requires_enable_load_extension():
             conn.execute("SELECT wavesync_site_id()").fetchall()
     finally:
         conn.close()
+
+
+def test_merged_values_match_this_sqlite_affinity():
+    """cases/affinity_oracle.sql in this host's SQLite (a newer one than the sqlite3 CLI's):
+    a merged value is stored as this SQLite stores the same value written to the column."""
+    case = (REPO / "sql-tests" / "cases" / "affinity_oracle.sql").read_text()
+    script = "\n".join(line for line in case.splitlines() if not line.startswith("."))
+    conn = connect(":memory:")
+    conn.executescript(script)
+    mismatches = conn.execute("SELECT type, i, plain, merged FROM mismatch").fetchall()
+    version = conn.execute("SELECT sqlite_version()").fetchone()[0]
+    assert conn.execute("SELECT count(*) FROM vals").fetchone()[0] > 40
+    assert mismatches == [], f"SQLite {version}: {mismatches}"
+    close(conn)
