@@ -21,9 +21,9 @@
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::merge::Change;
+use crate::merge::{exec, silenced};
 use crate::schema::TableInfo;
 use crate::state::{SiteId, State};
-use crate::merge::{exec, silenced};
 use crate::value::Val;
 use crate::varint;
 use rusqlite::params_from_iter;
@@ -180,7 +180,10 @@ pub fn local_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let tags: Vec<(u32, Cell)> = rc.cells.iter().filter(|(c, _)| is_tag(*c)).copied().collect();
     for (cid, tag) in tags {
         if cid > MAX_CID {
-            return Err(fail(format!("wavesync: table '{}' has more column ids than an add_wins delete can record", t.name)));
+            return Err(fail(format!(
+                "wavesync: table '{}' has more column ids than an add_wins delete can record",
+                t.name
+            )));
         }
         let k = tag_key(st, &tag)?;
         seen.push((cid, observed(&ds, cid).map_or(k, |o| o.max(k))));
@@ -236,7 +239,8 @@ fn decode_observed(blob: &[u8]) -> Result<Vec<(String, i64, SiteId)>, String> {
         let name = String::from_utf8(name.to_vec()).map_err(|_| "observed set has a non-UTF-8 name")?;
         pos += len;
         let cv = varint::get(blob, &mut pos, "observed set")?;
-        let site: SiteId = blob.get(pos..pos + 16).ok_or("observed set is truncated")?.try_into().map_err(|_| "truncated")?;
+        let site: SiteId =
+            blob.get(pos..pos + 16).ok_or("observed set is truncated")?.try_into().map_err(|_| "truncated")?;
         pos += 16;
         out.push((name, cv as i64, site));
     }
@@ -273,7 +277,15 @@ fn rebuild_base(st: &State, sync: &AtomicBool, t: &TableInfo, pk: &[Val], rc: &R
 }
 
 /// Merges one change into an add_wins table (already validated by merge::merge).
-pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[Val], ch: &Change, site: i64) -> Result<()> {
+pub fn merge(
+    st: &mut State,
+    sync: &AtomicBool,
+    t: &TableInfo,
+    cid: u32,
+    pk: &[Val],
+    ch: &Change,
+    site: i64,
+) -> Result<()> {
     let origin_version = ch.origin_version.unwrap_or(ch.db_version);
     let mut rc = st.get_clock(t, &ch.pk)?.unwrap_or(RowClock { cl: 2, cells: Vec::new() });
     let was_live = live(&rc);
@@ -304,7 +316,11 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
                 exec(st, &t.sql.insert_pk, pk.iter().cloned())?;
             }
             if cid != SENTINEL {
-                exec(st, &t.sql.upsert_col[t.pos(cid).unwrap_or_default()], pk.iter().cloned().chain([Val::from_ref(ch.val)]))?;
+                exec(
+                    st,
+                    &t.sql.upsert_col[t.pos(cid).unwrap_or_default()],
+                    pk.iter().cloned().chain([Val::from_ref(ch.val)]),
+                )?;
             }
             Ok(())
         })?;
@@ -316,7 +332,11 @@ pub fn merge(st: &mut State, sync: &AtomicBool, t: &TableInfo, cid: u32, pk: &[V
     // A delete: kept unless another kept delete supersedes it; it drops those it supersedes.
     let blob = match ch.val {
         rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
-        _ => return Err(fail("wavesync_changes: a delete of an add_wins table carries its observed set as a blob in val")),
+        _ => {
+            return Err(fail(
+                "wavesync_changes: a delete of an add_wins table carries its observed set as a blob in val",
+            ))
+        }
     };
     let mut seen = Vec::new();
     for (name, cv, obs_site) in decode_observed(&blob).map_err(|e| fail(format!("wavesync_changes: {e}")))? {

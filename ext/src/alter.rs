@@ -19,9 +19,7 @@ use std::sync::atomic::AtomicBool;
 /// every tracked column; inserts and deletes are recorded as usual. The db_version at
 /// this point is kept, so commit_alter can tell rows written during the alteration.
 pub fn begin_alter(st: &mut State, table: &str) -> Result<()> {
-    let t = st
-        .table(table)?
-        .ok_or_else(|| fail(format!("wavesync_begin_alter: '{table}' is not a CRR")))?;
+    let t = st.table(table)?.ok_or_else(|| fail(format!("wavesync_begin_alter: '{table}' is not a CRR")))?;
     if let Status::Altering(_) = t.status {
         return Ok(());
     }
@@ -58,9 +56,7 @@ fn assign_cids(old: &TableInfo, new_cols: &[String], next_cid: &mut u32) -> Vec<
 }
 
 pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()> {
-    let old = st
-        .table(table)?
-        .ok_or_else(|| fail(format!("wavesync_commit_alter: '{table}' is not a CRR")))?;
+    let old = st.table(table)?.ok_or_else(|| fail(format!("wavesync_commit_alter: '{table}' is not a CRR")))?;
     let (name, pks, cols, int_key) = schema::inspect(&st.conn, &old.name)
         .map_err(|e| fail(e.to_string().replace("wavesync_as_crr:", "wavesync_commit_alter:")))?;
     let began_at = match old.status {
@@ -81,7 +77,10 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
 
     st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1 AND kind IN ('pk', 'col')", [&name])?;
     for (i, p) in pks.iter().enumerate() {
-        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)", params![name, i as i64, p])?;
+        st.conn.execute(
+            "INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)",
+            params![name, i as i64, p],
+        )?;
     }
     for (pos, (cid, c)) in columns.iter().enumerate() {
         st.conn.execute(
@@ -89,7 +88,8 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
             params![name, cid, c, pos as i64],
         )?;
     }
-    let old_names: Vec<String> = old.cids.iter().filter(|c| retired.contains(c)).map(|c| old.col_name(*c).to_string()).collect();
+    let old_names: Vec<String> =
+        old.cids.iter().filter(|c| retired.contains(c)).map(|c| old.col_name(*c).to_string()).collect();
     for (cid, dropped_name) in retired.iter().zip(&old_names) {
         st.conn.execute(
             "INSERT OR REPLACE INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'dropped', ?2, ?3, -1)",

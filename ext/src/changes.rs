@@ -16,8 +16,8 @@ use crate::state::{Shared, SiteId, State};
 use crate::value::Val;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::vtab::{
-    sqlite3_vtab, sqlite3_vtab_cursor, update_module_with_tx, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo,
-    Inserts, Module, TransactionVTab, UpdateVTab, Updates, VTab, VTabConnection, VTabCursor, VTabKind,
+    sqlite3_vtab, sqlite3_vtab_cursor, update_module_with_tx, Context, CreateVTab, Filters, IndexConstraintOp,
+    IndexInfo, Inserts, Module, TransactionVTab, UpdateVTab, Updates, VTab, VTabConnection, VTabCursor, VTabKind,
 };
 use rusqlite::{ffi, params};
 use std::collections::{BinaryHeap, VecDeque};
@@ -200,10 +200,7 @@ impl CreateVTab<'_> for ChangesTab {
 fn need_int(name: &str, v: ValueRef<'_>, min: i64) -> Result<i64> {
     match v {
         ValueRef::Integer(i) if i >= min => Ok(i),
-        other => Err(fail(format!(
-            "wavesync_changes: {name} must be an integer >= {min} (got {})",
-            describe(other)
-        ))),
+        other => Err(fail(format!("wavesync_changes: {name} must be an integer >= {min} (got {})", describe(other)))),
     }
 }
 
@@ -248,16 +245,22 @@ fn parse_change<'a>(args: &'a Inserts<'_>) -> Result<Change<'a>> {
     };
     let pk = match col(C_PK) {
         ValueRef::Blob(b) => b,
-        other => return Err(fail(format!("wavesync_changes: pk must be a packed-columns blob (got {})", describe(other)))),
+        other => {
+            return Err(fail(format!("wavesync_changes: pk must be a packed-columns blob (got {})", describe(other))))
+        }
     };
     let cid = match col(C_CID) {
         ValueRef::Text(t) => text("cid", t)?,
         ValueRef::Integer(-1) => "-1",
-        other => return Err(fail(format!("wavesync_changes: cid must be a column name or '-1' (got {})", describe(other)))),
+        other => {
+            return Err(fail(format!("wavesync_changes: cid must be a column name or '-1' (got {})", describe(other))))
+        }
     };
     let site_id: SiteId = match col(C_SITE_ID) {
         ValueRef::Blob(b) if b.len() == 16 => b.try_into().unwrap_or_default(),
-        other => return Err(fail(format!("wavesync_changes: site_id must be a 16-byte blob (got {})", describe(other)))),
+        other => {
+            return Err(fail(format!("wavesync_changes: site_id must be a 16-byte blob (got {})", describe(other))))
+        }
     };
     let origin_version = match col(C_ORIGIN_VERSION) {
         ValueRef::Null => None,
@@ -414,12 +417,19 @@ fn may_match(have: ValueRef<'_>, op: Op, want: &Val) -> bool {
 
 enum Walk {
     /// Every clock row in pk order, after the last pk read.
-    All { after: Vec<u8> },
+    All {
+        after: Vec<u8>,
+    },
     /// Clock rows whose newest db_version is at least lo, in (db_version, pk) order, from
     /// `after`; the scan's `CellFilter` then keeps the cells in [lo, hi]. (The index holds
     /// each row's newest version, so an upper bound cannot be applied to rows.)
-    Versions { after: (i64, Vec<u8>) },
-    One { pk: Vec<u8>, done: bool },
+    Versions {
+        after: (i64, Vec<u8>),
+    },
+    One {
+        pk: Vec<u8>,
+        done: bool,
+    },
 }
 
 struct Scan {
@@ -494,14 +504,18 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
     let mut impossible = false;
     for (col, op, v) in cons {
         match (*col, op, v) {
-            (C_ORIGIN_VERSION, _, Val::Int(x)) => narrow(&mut filter.origin_version.0, &mut filter.origin_version.1, *op, *x),
+            (C_ORIGIN_VERSION, _, Val::Int(x)) => {
+                narrow(&mut filter.origin_version.0, &mut filter.origin_version.1, *op, *x)
+            }
             (C_SITE_ID, Op::Eq | Op::Is, Val::Blob(b)) => match site_ord(st, b)? {
                 Some(ord) if filter.site.is_none_or(|s| s == ord) => filter.site = Some(ord),
                 // A site no cell names (or two different ones).
                 _ => impossible = true,
             },
             // One excluded site is enough for the cr-sqlite sync query; SQLite checks the rest.
-            (C_SITE_ID, Op::Ne | Op::IsNot, Val::Blob(b)) if filter.not_site.is_none() => filter.not_site = site_ord(st, b)?,
+            (C_SITE_ID, Op::Ne | Op::IsNot, Val::Blob(b)) if filter.not_site.is_none() => {
+                filter.not_site = site_ord(st, b)?
+            }
             _ => {}
         }
     }
@@ -762,7 +776,8 @@ unsafe impl VTabCursor for ChangesCursor {
                     _ => {
                         let item = item.trim_end_matches(';');
                         let (col, op) = item.split_at(item.len().saturating_sub(1));
-                        let op = Op::from_code(op.chars().next().unwrap_or(' ')).ok_or_else(|| fail("wavesync_changes: bad plan"))?;
+                        let op = Op::from_code(op.chars().next().unwrap_or(' '))
+                            .ok_or_else(|| fail("wavesync_changes: bad plan"))?;
                         let col: usize = col.parse().map_err(|_| fail("wavesync_changes: bad plan"))?;
                         cons.push((col, op, Val::from_ref(args.next().unwrap_or(ValueRef::Null))));
                     }

@@ -43,8 +43,12 @@ pub struct CellFilter {
 }
 
 impl CellFilter {
-    pub const ALL: CellFilter =
-        CellFilter { db_version: (i64::MIN, i64::MAX), origin_version: (i64::MIN, i64::MAX), site: None, not_site: None };
+    pub const ALL: CellFilter = CellFilter {
+        db_version: (i64::MIN, i64::MAX),
+        origin_version: (i64::MIN, i64::MAX),
+        site: None,
+        not_site: None,
+    };
 
     pub fn wants(&self, db_version: i64, site: i64, origin_version: i64) -> bool {
         (self.db_version.0..=self.db_version.1).contains(&db_version)
@@ -93,7 +97,8 @@ impl<'a> Cells<'a> {
     }
 
     fn read(&mut self) -> Result<(u32, Cell), String> {
-        self.cid = self.cid.checked_add(self.get()?).filter(|c| *c <= u32::MAX as u64).ok_or("clock blob has a bad cid")?;
+        self.cid =
+            self.cid.checked_add(self.get()?).filter(|c| *c <= u32::MAX as u64).ok_or("clock blob has a bad cid")?;
         let col_version = self.get()? as i64;
         self.db_version = self.db_version.wrapping_add(unzigzag(self.get()?));
         let site = self.get()? as i64;
@@ -213,10 +218,7 @@ impl RowClock {
     }
 
     pub fn get(&self, cid: u32) -> Option<&Cell> {
-        self.cells
-            .binary_search_by_key(&cid, |(k, _)| *k)
-            .ok()
-            .map(|i| &self.cells[i].1)
+        self.cells.binary_search_by_key(&cid, |(k, _)| *k).ok().map(|i| &self.cells[i].1)
     }
 
     pub fn set(&mut self, cid: u32, cell: Cell) {

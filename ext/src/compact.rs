@@ -16,11 +16,11 @@
 use crate::addwins;
 use crate::clock::{RowClock, SENTINEL};
 use crate::error::{fail, ident, Result};
+use crate::merge::{exec, silenced};
 use crate::schema::{self, DeletePolicy, Status};
 use crate::state::{SiteId, State};
 use crate::vector::{self, Vector};
 use rusqlite::OptionalExtension;
-use crate::merge::{exec, silenced};
 use std::sync::atomic::AtomicBool;
 
 pub fn horizon(st: &State) -> Result<Option<Vector>> {
@@ -70,7 +70,9 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
                 DeletePolicy::AddWins => all_cells_covered(st, &rc, safe)?,
             };
             if gone {
-                st.conn.prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?.execute([t.key(&pk)?])?;
+                st.conn
+                    .prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?
+                    .execute([t.key(&pk)?])?;
                 removed += 1;
             }
         }

@@ -169,7 +169,10 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     register(db, "next_db_version", -1, trig, true, move |ctx| {
         let at_least = if !ctx.is_empty() { int_arg(ctx, 0, "wavesync_next_db_version")? } else { 0 };
         if at_least > crate::clock::MAX_VERSION {
-            return Err(fail(format!("wavesync_next_db_version: {at_least} is past the largest version ({})", crate::clock::MAX_VERSION)));
+            return Err(fail(format!(
+                "wavesync_next_db_version: {at_least} is past the largest version ({})",
+                crate::clock::MAX_VERSION
+            )));
         }
         let mut st = sh.lock()?;
         st.next_db_version(at_least)
@@ -203,10 +206,13 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let key = |i: usize| match ctx.get_raw(i) {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
-            _ => Err(fail(format!("wavesync_fract_key_between: argument {} must be an order key (text) or NULL", i + 1))),
+            _ => {
+                Err(fail(format!("wavesync_fract_key_between: argument {} must be an order key (text) or NULL", i + 1)))
+            }
         };
         let (a, b) = (key(0)?, key(1)?);
-        fractindex::key_between(a.as_deref(), b.as_deref()).map_err(|e| fail(format!("wavesync_fract_key_between: {e}")))
+        fractindex::key_between(a.as_deref(), b.as_deref())
+            .map_err(|e| fail(format!("wavesync_fract_key_between: {e}")))
     })?;
 
     let sh = shared.clone();
@@ -251,7 +257,10 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         };
         let (start, end) = (int_arg(ctx, 2, what)?, int_arg(ctx, 3, what)?);
         if start < 0 || end < start || end > crate::clock::MAX_VERSION {
-            return Err(fail(format!("{what}: invalid version range {start}..{end} (versions run from 0 to {})", crate::clock::MAX_VERSION)));
+            return Err(fail(format!(
+                "{what}: invalid version range {start}..{end} (versions run from 0 to {})",
+                crate::clock::MAX_VERSION
+            )));
         }
         vector::add_run(v.entry(site).or_default(), start, end);
         Ok(vector::encode(&v))

@@ -55,7 +55,11 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         let changes = changes::module();
         db.create_module("wavesync_changes", changes, Some(shared.clone()))?;
         db.create_module("crsql_changes", changes, Some(shared.clone()))?;
-        db.create_module("wavesync_missing", vtab::eponymous_only_module::<missing::MissingTab>(), Some(shared.clone()))?;
+        db.create_module(
+            "wavesync_missing",
+            vtab::eponymous_only_module::<missing::MissingTab>(),
+            Some(shared.clone()),
+        )?;
         shared.install_hooks(handle);
         // Connect the eponymous table now: its xDisconnect, which SQLite runs at close before
         // it checks for unfinalized statements, finalizes the statements wavesync caches.

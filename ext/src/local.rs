@@ -5,9 +5,9 @@
 //! previous value + 1. The sentinel (cid 0, shown as '-1') records the causal length when
 //! it is not implied: for deletes, re-inserts, and tables that have only key columns.
 
+use crate::addwins;
 use crate::clock::{self, Cell, RowClock, SENTINEL};
 use crate::error::Result;
-use crate::addwins;
 use crate::schema::{DeletePolicy, TableInfo};
 use crate::state::State;
 

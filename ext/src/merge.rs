@@ -97,7 +97,10 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
         )));
     }
     if pk.contains(&Val::Null) {
-        return Err(fail(format!("wavesync_changes: bad pk for table '{}': primary key values cannot be NULL", t.name)));
+        return Err(fail(format!(
+            "wavesync_changes: bad pk for table '{}': primary key values cannot be NULL",
+            t.name
+        )));
     }
     // Keys and values as the table stores them (affinity.rs): one row has one packed key,
     // and ties compare what the column holds.
@@ -109,7 +112,8 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
         None => (pk, None),
     };
     let val = normalize_value(&t, ch)?;
-    let normalized = Change { pk: packed_pk.as_deref().unwrap_or(ch.pk), val: val.as_ref().map_or(ch.val, Val::as_ref), ..*ch };
+    let normalized =
+        Change { pk: packed_pk.as_deref().unwrap_or(ch.pk), val: val.as_ref().map_or(ch.val, Val::as_ref), ..*ch };
     let ch = &normalized;
     if ch.cid.is_empty() {
         return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
@@ -253,7 +257,9 @@ fn merge_cell(
             // The very write this cell holds, delivered again: the same origin version (a
             // change that names it, as wavesyncd's do) and seq of the same site. The version
             // vector already takes (site, origin version) to name one transaction's writes.
-            Ordering::Equal if ch.origin_version == Some(l.origin_version) && l.site == site && l.seq == ch.seq => Outcome::Lose,
+            Ordering::Equal if ch.origin_version == Some(l.origin_version) && l.site == site && l.seq == ch.seq => {
+                Outcome::Lose
+            }
             Ordering::Equal => {
                 let by_value = if cid == SENTINEL {
                     Ordering::Equal
@@ -263,7 +269,9 @@ fn merge_cell(
                 match by_value {
                     Ordering::Greater => Outcome::Value,
                     Ordering::Less => Outcome::Lose,
-                    Ordering::Equal if st.merge_equal_values()? && ch.site_id > st.site_of(l.site)? => Outcome::Metadata,
+                    Ordering::Equal if st.merge_equal_values()? && ch.site_id > st.site_of(l.site)? => {
+                        Outcome::Metadata
+                    }
                     Ordering::Equal => Outcome::Lose,
                 }
             }
@@ -292,9 +300,9 @@ fn merge_cell(
 fn normalize_key(t: &TableInfo, pk: &[Val]) -> Result<Option<Vec<Val>>> {
     let mut out: Option<Vec<Val>> = None;
     for (i, (v, col)) in pk.iter().zip(&t.pk_types).enumerate() {
-        let n = col
-            .normalize(v)
-            .map_err(|e| fail(format!("wavesync_changes: bad pk for table '{}': column '{}': {e}", t.name, t.pks[i])))?;
+        let n = col.normalize(v).map_err(|e| {
+            fail(format!("wavesync_changes: bad pk for table '{}': column '{}': {e}", t.name, t.pks[i]))
+        })?;
         if !n.same(v) {
             out.get_or_insert_with(|| pk.to_vec())[i] = n;
         }

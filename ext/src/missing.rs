@@ -6,8 +6,8 @@ use crate::state::{Shared, SiteId};
 use crate::vector;
 use rusqlite::types::ValueRef;
 use rusqlite::vtab::{
-    sqlite3_vtab, sqlite3_vtab_cursor, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, VTab, VTabConnection,
-    VTabCursor, VTabKind,
+    sqlite3_vtab, sqlite3_vtab_cursor, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, VTab,
+    VTabConnection, VTabCursor, VTabKind,
 };
 use std::os::raw::c_int;
 use std::sync::Arc;
@@ -37,7 +37,10 @@ unsafe impl<'vtab> VTab<'vtab> for MissingTab {
         for (c, mut u) in info.constraints_and_usages() {
             if c.column() == C_VECTOR && c.operator() == IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ {
                 if !c.is_usable() {
-                    return Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT), None));
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                        None,
+                    ));
                 }
                 u.set_argv_index(1);
                 u.set_omit(true);
@@ -50,7 +53,12 @@ unsafe impl<'vtab> VTab<'vtab> for MissingTab {
     }
 
     fn open(&'vtab mut self) -> Result<MissingCursor> {
-        Ok(MissingCursor { base: sqlite3_vtab_cursor::default(), shared: self.shared.clone(), rows: Vec::new(), pos: 0 })
+        Ok(MissingCursor {
+            base: sqlite3_vtab_cursor::default(),
+            shared: self.shared.clone(),
+            rows: Vec::new(),
+            pos: 0,
+        })
     }
 }
 
@@ -70,7 +78,9 @@ unsafe impl VTabCursor for MissingCursor {
     fn filter(&mut self, idx_num: c_int, _idx_str: Option<&str>, args: &Filters<'_>) -> Result<()> {
         guard("wavesync_missing", || {
             if idx_num == 0 {
-                return Err(fail("wavesync_missing: pass the peer's vector: SELECT * FROM wavesync_missing(<vector blob>)"));
+                return Err(fail(
+                    "wavesync_missing: pass the peer's vector: SELECT * FROM wavesync_missing(<vector blob>)",
+                ));
             }
             let theirs = match args.iter().next() {
                 Some(ValueRef::Blob(b)) => vector::decode(b).map_err(|e| fail(format!("wavesync_missing: {e}")))?,

@@ -136,10 +136,7 @@ mod tests {
         assert_eq!(hex(&pack(&[Val::Real(1.5)]).unwrap()), "01023FF8000000000000");
         assert_eq!(hex(&pack(&[Val::Int(0), Val::Null]).unwrap()), "020105");
         // From the cr-sqlite 0.16.3 fixtures.
-        assert_eq!(
-            hex(&pack(&[Val::Int(65536), Val::Text("ü".as_bytes().to_vec())]).unwrap()),
-            "02190100000B02C3BC"
-        );
+        assert_eq!(hex(&pack(&[Val::Int(65536), Val::Text("ü".as_bytes().to_vec())]).unwrap()), "02190100000B02C3BC");
         assert_eq!(hex(&pack(&[Val::Int(128), Val::Text(b"big".to_vec())]).unwrap()), "0209800B03626967");
     }
 

@@ -152,21 +152,36 @@ impl TableInfo {
                 "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
             ),
         };
-        TableInfo { name, pks, cols, cids, policy, clock, sql, status: Status::Ok, dropped: Vec::new(), int_key: false, pk_types: Vec::new(), col_types: Vec::new() }
+        TableInfo {
+            name,
+            pks,
+            cols,
+            cids,
+            policy,
+            clock,
+            sql,
+            status: Status::Ok,
+            dropped: Vec::new(),
+            int_key: false,
+            pk_types: Vec::new(),
+            col_types: Vec::new(),
+        }
     }
 
     pub fn load_all(conn: &Connection) -> Result<Vec<TableInfo>> {
         let mut out = Vec::new();
         let mut tables = conn.prepare_cached("SELECT name, delete_policy FROM wavesync_tables ORDER BY name")?;
-        let rows: Vec<(String, String)> = tables.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        let mut cols = conn.prepare_cached(
-            "SELECT kind, idx, name FROM wavesync_columns WHERE tbl = ?1 ORDER BY kind DESC, pos",
-        )?;
+        let rows: Vec<(String, String)> =
+            tables.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut cols =
+            conn.prepare_cached("SELECT kind, idx, name FROM wavesync_columns WHERE tbl = ?1 ORDER BY kind DESC, pos")?;
         for (name, policy) in rows {
             let mut pks = Vec::new();
             let mut cs = Vec::new();
             let mut dropped = Vec::new();
-            for r in cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))? {
+            for r in
+                cols.query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?
+            {
                 let (kind, idx, col) = r?;
                 match kind.as_str() {
                     "pk" => pks.push(col),
@@ -240,7 +255,10 @@ impl TableInfo {
         if !self.int_key {
             return Ok(Val::Blob(pk.to_vec()));
         }
-        match pack::unpack(pk).map_err(|e| fail(format!("wavesync: bad key for table '{}': {e}", self.name)))?.as_slice() {
+        match pack::unpack(pk)
+            .map_err(|e| fail(format!("wavesync: bad key for table '{}': {e}", self.name)))?
+            .as_slice()
+        {
             [Val::Int(i)] => Ok(Val::Int(*i)),
             _ => Err(fail(format!("wavesync: bad key for table '{}': its primary key is one integer", self.name))),
         }
@@ -281,10 +299,7 @@ impl TableInfo {
 /// The table's current key columns (in key order) and tracked columns, or None when it no
 /// longer exists. Generated columns are not tracked.
 fn shape(conn: &Connection, name: &str) -> Result<Option<(Vec<String>, Vec<String>)>> {
-    if !conn
-        .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?
-        .exists([name])?
-    {
+    if !conn.prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?.exists([name])? {
         return Ok(None);
     }
     let mut stmt = conn.prepare_cached("SELECT name, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid")?;
@@ -304,7 +319,8 @@ fn column_types(conn: &Connection, name: &str, pks: &[String], cols: &[String]) 
         .optional()?
         .unwrap_or((false, false));
     let mut stmt = conn.prepare_cached("SELECT name, coalesce(type, '') FROM pragma_table_xinfo(?1)")?;
-    let types: Vec<(String, String)> = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let types: Vec<(String, String)> =
+        stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     let decl = |c: &String| types.iter().find(|(n, _)| n == c).map_or("", |(_, t)| t.as_str());
     let rowid_key = !without_rowid && pks.len() == 1 && decl(&pks[0]).eq_ignore_ascii_case("INTEGER");
     let pk_types = pks.iter().map(|c| Column::new(decl(c), strict, rowid_key)).collect();
@@ -341,10 +357,17 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<Str
         return Err(refuse(&name, &format!("is a {kind}"), "only ordinary tables can become CRRs"));
     }
     let lower = name.to_lowercase();
-    if lower.starts_with("sqlite_") || lower.starts_with("wavesync_") || lower.starts_with("crsql_") || lower.contains("__wavesync_") {
+    if lower.starts_with("sqlite_")
+        || lower.starts_with("wavesync_")
+        || lower.starts_with("crsql_")
+        || lower.contains("__wavesync_")
+    {
         return Err(refuse(&name, "is an internal table", "CRRs must be your own tables"));
     }
-    let mut stmt = conn.prepare(&format!("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo({})", literal(&name)))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo({})",
+        literal(&name)
+    ))?;
     let cols: Vec<ColumnInfo> = stmt
         .query_map([], |r| {
             Ok(ColumnInfo {
@@ -386,7 +409,10 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<Str
         }
     }
     let uniques: Vec<String> = conn
-        .prepare(&format!("SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1 AND origin <> 'pk'", literal(&name)))?
+        .prepare(&format!(
+            "SELECT name FROM pragma_index_list({}) WHERE \"unique\" = 1 AND origin <> 'pk'",
+            literal(&name)
+        ))?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if let Some(ix) = uniques.first() {
@@ -396,7 +422,8 @@ pub(crate) fn inspect(conn: &Connection, table: &str) -> Result<(String, Vec<Str
             "replicas could each insert a different row with the same unique value and never converge: drop the UNIQUE constraint (or make it the primary key)",
         ));
     }
-    let fks: i64 = conn.query_row(&format!("SELECT count(*) FROM pragma_foreign_key_list({})", literal(&name)), [], |r| r.get(0))?;
+    let fks: i64 =
+        conn.query_row(&format!("SELECT count(*) FROM pragma_foreign_key_list({})", literal(&name)), [], |r| r.get(0))?;
     if fks > 0 {
         return Err(refuse(
             &name,
@@ -449,7 +476,8 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
         return Ok(());
     }
     let c = ident(&t.clock);
-    let clock_key = |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
+    let clock_key =
+        |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
     let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
     let same_key = t.pks.iter().map(|p| format!("NEW.{0} IS OLD.{0}", ident(p))).collect::<Vec<_>>().join(" AND ");
     sql.push_str(&format!(
@@ -531,12 +559,19 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
     let columns = cols.into_iter().enumerate().map(|(i, c)| (i as u32 + 1, c)).collect();
     let mut info = TableInfo::new(name.clone(), pks, columns, policy);
     info.int_key = int_key;
-    st.conn.execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
+    st.conn
+        .execute("INSERT INTO wavesync_tables (name, delete_policy) VALUES (?1, ?2)", params![name, policy.name()])?;
     for (i, p) in info.pks.iter().enumerate() {
-        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)", params![name, i as i64, p])?;
+        st.conn.execute(
+            "INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'pk', ?2, ?3, ?2)",
+            params![name, i as i64, p],
+        )?;
     }
     for (pos, (cid, c)) in info.cids.iter().zip(&info.cols).enumerate() {
-        st.conn.execute("INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'col', ?2, ?3, ?4)", params![name, cid, c, pos as i64])?;
+        st.conn.execute(
+            "INSERT INTO wavesync_columns (tbl, kind, idx, name, pos) VALUES (?1, 'col', ?2, ?3, ?4)",
+            params![name, cid, c, pos as i64],
+        )?;
     }
     create_clock_table(st, &info.name, int_key)?;
     create_triggers(&st.conn, &info, false)?;
@@ -601,9 +636,7 @@ fn backfill_rows(st: &mut State, t: &TableInfo, only_missing: bool) -> Result<()
 
 /// `wavesync_as_table`: turns a CRR back into a plain table, removing its metadata.
 pub fn as_table(st: &mut State, table: &str) -> Result<()> {
-    let t = st
-        .table(table)?
-        .ok_or_else(|| fail(format!("wavesync_as_table: '{table}' is not a CRR")))?;
+    let t = st.table(table)?.ok_or_else(|| fail(format!("wavesync_as_table: '{table}' is not a CRR")))?;
     remove_metadata(st, &t)
 }
 

@@ -323,9 +323,7 @@ impl State {
         if let Some(h) = self.has_horizon {
             return Ok(h);
         }
-        let h = self
-            .stmt("SELECT 1 FROM wavesync_meta WHERE key = 'compact_horizon'")?
-            .exists([])?;
+        let h = self.stmt("SELECT 1 FROM wavesync_meta WHERE key = 'compact_horizon'")?.exists([])?;
         self.has_horizon = Some(h);
         Ok(h)
     }
@@ -336,7 +334,10 @@ impl State {
 
     pub fn config_set(&mut self, key: &str, value: rusqlite::types::Value) -> Result<()> {
         if !CONFIG_KEYS.contains(&key) {
-            return Err(fail(format!("wavesync_config_set: unknown setting '{key}' (known: {})", CONFIG_KEYS.join(", "))));
+            return Err(fail(format!(
+                "wavesync_config_set: unknown setting '{key}' (known: {})",
+                CONFIG_KEYS.join(", ")
+            )));
         }
         if !matches!(value, rusqlite::types::Value::Integer(0 | 1)) {
             return Err(fail(format!("wavesync_config_set: '{key}' takes 0 or 1")));
@@ -376,9 +377,7 @@ impl State {
     }
 
     pub fn meta_exists(&self) -> Result<bool> {
-        self
-            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?
-            .exists([])
+        self.stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?.exists([])
     }
 
     /// Creates wavesync's own tables and this replica's site id if they are missing.
@@ -392,10 +391,8 @@ impl State {
         if !newest_present {
             self.conn.execute_batch(META_TABLES)?;
         }
-        let existing: Option<Vec<u8>> = self
-            .stmt("SELECT site_id FROM wavesync_sites WHERE ord = 0")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
+        let existing: Option<Vec<u8>> =
+            self.stmt("SELECT site_id FROM wavesync_sites WHERE ord = 0")?.query_row([], |r| r.get(0)).optional()?;
         let id = match existing {
             Some(b) if b.len() == 16 => b,
             Some(_) => return Err(fail("wavesync: wavesync_sites holds a malformed local site id")),
@@ -434,8 +431,7 @@ impl State {
         let ord = match found {
             Some(o) => o,
             None if create => {
-                self.stmt("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?
-                    .execute([&site[..]])?;
+                self.stmt("INSERT INTO wavesync_sites (site_id) VALUES (?1)")?.execute([&site[..]])?;
                 let o = self.conn.last_insert_rowid();
                 self.sites_added_in_tx = true;
                 self.sites.insert(*site, (o, added_in_tx));
@@ -607,9 +603,9 @@ impl State {
             self.ensure_meta()?;
             let v = self.current_db_version()?;
             // Only a database written before versions were bounded can be this far.
-            let next = v
-                .checked_add(1)
-                .ok_or_else(|| fail(format!("wavesync: db_version {v} has no successor; this database cannot record writes")))?;
+            let next = v.checked_add(1).ok_or_else(|| {
+                fail(format!("wavesync: db_version {v} has no successor; this database cannot record writes"))
+            })?;
             self.tx = Some(Tx { db_version: next, seq: 0, handed_out: false });
         }
         Ok(self.tx.as_mut().unwrap())
@@ -672,7 +668,11 @@ impl State {
             .query_map([], |r| Ok((t.packed(r.get_ref(0)?)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
-            .map(|(pk, cl, b)| RowClock::decode(cl, &b).map(|rc| (pk, rc)).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}"))))
+            .map(|(pk, cl, b)| {
+                RowClock::decode(cl, &b)
+                    .map(|rc| (pk, rc))
+                    .map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
+            })
             .collect()
     }
 
@@ -695,9 +695,8 @@ impl State {
 
     /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
     pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
-        let n = self
-            .stmt(&t.sql.insert_clock)?
-            .execute(params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()])?;
+        let n =
+            self.stmt(&t.sql.insert_clock)?.execute(params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()])?;
         Ok(n == 1)
     }
 }

@@ -14,9 +14,9 @@
 //! byte order, runs ascending and disjoint.
 
 use crate::error::{fail, Result};
-use rusqlite::OptionalExtension;
 use crate::state::{SiteId, State};
 use crate::varint;
+use rusqlite::OptionalExtension;
 use std::collections::BTreeMap;
 
 pub type Runs = Vec<(i64, i64)>;
@@ -58,7 +58,8 @@ pub fn mark_applied(st: &mut State, site: i64, site_id: &SiteId, start: i64, end
 
 /// Whether version `v` of site ordinal `site` is marked applied.
 pub fn contains(st: &State, site: i64, v: i64) -> Result<bool> {
-    let last: Option<i64> = st.stmt("SELECT last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+    let last: Option<i64> = st
+        .stmt("SELECT last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
         .query_row(rusqlite::params![site, v], |r| r.get(0))
         .optional()?;
     Ok(last.is_some_and(|l| l >= v))
@@ -66,12 +67,14 @@ pub fn contains(st: &State, site: i64, v: i64) -> Result<bool> {
 
 /// Takes version `v` of site ordinal `site` out of the vector (splitting its run).
 pub fn remove_version(st: &mut State, site: i64, v: i64) -> Result<()> {
-    let run: Option<(i64, i64)> = st.stmt("SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1")?
+    let run: Option<(i64, i64)> = st
+        .stmt(
+            "SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1",
+        )?
         .query_row(rusqlite::params![site, v], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((s, l)) = run.filter(|(_, l)| *l >= v) else { return Ok(()) };
-    st.stmt("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?
-        .execute(rusqlite::params![site, s])?;
+    st.stmt("DELETE FROM wavesync_vector WHERE site_ord = ?1 AND start = ?2")?.execute(rusqlite::params![site, s])?;
     let mut ins = st.stmt("INSERT INTO wavesync_vector (site_ord, start, last) VALUES (?1, ?2, ?3)")?;
     if s < v {
         ins.execute(rusqlite::params![site, s, v - 1])?;
@@ -93,9 +96,8 @@ fn add_range(st: &mut State, site: i64, start: i64, end: i64) -> Result<()> {
     let mut merged = (start, end);
     let mut absorbed = Vec::new();
     {
-        let mut stmt = st.stmt(
-            "SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC",
-        )?;
+        let mut stmt =
+            st.stmt("SELECT start, last FROM wavesync_vector WHERE site_ord = ?1 AND start <= ?2 ORDER BY start DESC")?;
         let mut rows = stmt.query(rusqlite::params![site, end + 1])?;
         while let Some(r) = rows.next()? {
             let (s, l): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -130,7 +132,8 @@ pub fn load(st: &mut State) -> Result<Vector> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     for (site, s, l) in rows {
-        let id: SiteId = site.as_slice().try_into().map_err(|_| fail("wavesync: malformed site id in wavesync_sites"))?;
+        let id: SiteId =
+            site.as_slice().try_into().map_err(|_| fail("wavesync: malformed site id in wavesync_sites"))?;
         v.entry(id).or_default().push((s, l));
     }
     let local = st.site_id()?;

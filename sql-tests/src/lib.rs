@@ -31,10 +31,7 @@ pub type Row = Vec<Value>;
 pub fn rows(conn: &Connection, sql: &str) -> Vec<Row> {
     let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
     let n = stmt.column_count();
-    stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 /// Every change of `conn`, with its origin version.
@@ -46,9 +43,8 @@ pub fn all_changes(conn: &Connection) -> Vec<Row> {
 pub fn apply(conn: &Connection, changes: &[Row]) {
     let tx = conn.unchecked_transaction().unwrap();
     {
-        let mut ins = tx
-            .prepare(&format!("INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"))
-            .unwrap();
+        let mut ins =
+            tx.prepare(&format!("INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)")).unwrap();
         for c in changes {
             ins.execute(rusqlite::params_from_iter(c.iter())).unwrap_or_else(|e| panic!("merge {c:?}: {e}"));
         }

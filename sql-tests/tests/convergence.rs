@@ -66,28 +66,88 @@ fn any_value() -> impl Strategy<Value = rusqlite::types::Value> {
 
 #[derive(Debug, Clone)]
 enum Write {
-    Insert { id: i64, a: Option<String>, b: i64 },
-    Replace { id: i64, a: Option<String>, b: i64 },
-    Upsert { id: i64, b: i64 },
-    UpdateA { id: i64, a: Option<String> },
-    UpdateB { id: i64, b: i64 },
-    Delete { id: i64 },
-    ChangePk { from: i64, to: i64 },
-    UInsert { k1: String, k2: i64, v: i64 },
-    UUpdate { k1: String, k2: i64, v: Option<Vec<u8>> },
-    UDelete { k1: String },
-    PInsert { k: String },
-    PDelete { k: String },
+    Insert {
+        id: i64,
+        a: Option<String>,
+        b: i64,
+    },
+    Replace {
+        id: i64,
+        a: Option<String>,
+        b: i64,
+    },
+    Upsert {
+        id: i64,
+        b: i64,
+    },
+    UpdateA {
+        id: i64,
+        a: Option<String>,
+    },
+    UpdateB {
+        id: i64,
+        b: i64,
+    },
+    Delete {
+        id: i64,
+    },
+    ChangePk {
+        from: i64,
+        to: i64,
+    },
+    UInsert {
+        k1: String,
+        k2: i64,
+        v: i64,
+    },
+    UUpdate {
+        k1: String,
+        k2: i64,
+        v: Option<Vec<u8>>,
+    },
+    UDelete {
+        k1: String,
+    },
+    PInsert {
+        k: String,
+    },
+    PDelete {
+        k: String,
+    },
     /// Writes to the add_wins table.
-    WInsert { id: i64, x: Option<String> },
-    WUpdateX { id: i64, x: Option<String> },
-    WUpdateY { id: i64, y: i64 },
-    WDelete { id: i64 },
-    WChangePk { from: i64, to: i64 },
+    WInsert {
+        id: i64,
+        x: Option<String>,
+    },
+    WUpdateX {
+        id: i64,
+        x: Option<String>,
+    },
+    WUpdateY {
+        id: i64,
+        y: i64,
+    },
+    WDelete {
+        id: i64,
+    },
+    WChangePk {
+        from: i64,
+        to: i64,
+    },
     /// A value of any class into a column of any affinity (`v`), or of a STRICT table (`s`).
-    VSet { id: i64, col: usize, val: rusqlite::types::Value },
-    VDelete { id: i64 },
-    SSet { id: i64, col: usize, val: rusqlite::types::Value },
+    VSet {
+        id: i64,
+        col: usize,
+        val: rusqlite::types::Value,
+    },
+    VDelete {
+        id: i64,
+    },
+    SSet {
+        id: i64,
+        col: usize,
+        val: rusqlite::types::Value,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +202,12 @@ fn run_write(c: &Connection, w: &Write) {
     use rusqlite::params;
     // Writes that violate the primary key are part of the game: ignore their errors.
     let _ = match w {
-        Write::Insert { id, a, b } => c.execute("INSERT OR IGNORE INTO t (id, a, b) VALUES (?1, ?2, ?3)", params![id, a, b]),
-        Write::Replace { id, a, b } => c.execute("INSERT OR REPLACE INTO t (id, a, b) VALUES (?1, ?2, ?3)", params![id, a, b]),
+        Write::Insert { id, a, b } => {
+            c.execute("INSERT OR IGNORE INTO t (id, a, b) VALUES (?1, ?2, ?3)", params![id, a, b])
+        }
+        Write::Replace { id, a, b } => {
+            c.execute("INSERT OR REPLACE INTO t (id, a, b) VALUES (?1, ?2, ?3)", params![id, a, b])
+        }
         Write::Upsert { id, b } => c.execute(
             "INSERT INTO t (id, b) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET b = b + excluded.b",
             params![id, b],
@@ -163,13 +227,19 @@ fn run_write(c: &Connection, w: &Write) {
         Write::WDelete { id } => c.execute("DELETE FROM w WHERE id = ?1", params![id]),
         Write::WChangePk { from, to } => c.execute("UPDATE w SET id = ?2 WHERE id = ?1", params![from, to]),
         Write::VSet { id, col, val } => c.execute(
-            &format!("INSERT INTO v (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}", V_COLS[*col]),
+            &format!(
+                "INSERT INTO v (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}",
+                V_COLS[*col]
+            ),
             params![id, val],
         ),
         Write::VDelete { id } => c.execute("DELETE FROM v WHERE id = ?1", params![id]),
         // A STRICT table refuses some of these values, as it should.
         Write::SSet { id, col, val } => c.execute(
-            &format!("INSERT INTO s (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}", S_COLS[*col]),
+            &format!(
+                "INSERT INTO s (id, {0}) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET {0} = excluded.{0}",
+                S_COLS[*col]
+            ),
             params![id, val],
         ),
     };
@@ -322,13 +392,19 @@ fn filtered_reads_agree(c: &Connection) -> Result<(), TestCaseError> {
     );
     let int = |v: &Value| if let Value::Integer(i) = v { *i } else { panic!("not an integer: {v:?}") };
     let top: i64 = c.query_row("SELECT wavesync_db_version()", [], |r| r.get(0)).unwrap();
-    let mut sites: Vec<Value> = rows(c, "SELECT site_id FROM wavesync_sites").into_iter().map(|r| r[0].clone()).collect();
+    let mut sites: Vec<Value> =
+        rows(c, "SELECT site_id FROM wavesync_sites").into_iter().map(|r| r[0].clone()).collect();
     sites.push(Value::Blob(c.query_row("SELECT wavesync_site_id()", [], |r| r.get(0)).unwrap()));
     sites.push(Value::Blob(vec![0xEE; 16])); // a site nobody knows
     let cuts = [0, 1, top / 3, top / 2, top, top + 1];
     let read = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Vec<Row> {
-        let mut stmt = c.prepare(&format!("SELECT {} FROM wavesync_changes WHERE {sql}", wavesync_sql_tests::CHANGE_COLS)).unwrap();
-        stmt.query_map(args, |r| (0..10).map(|i| r.get::<_, Value>(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
+        let mut stmt = c
+            .prepare(&format!("SELECT {} FROM wavesync_changes WHERE {sql}", wavesync_sql_tests::CHANGE_COLS))
+            .unwrap();
+        stmt.query_map(args, |r| (0..10).map(|i| r.get::<_, Value>(i)).collect())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     };
     for site in &sites {
         for &lo in &cuts {

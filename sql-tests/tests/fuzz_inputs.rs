@@ -46,7 +46,8 @@ fn fingerprint(c: &Connection) -> Vec<Vec<Value>> {
 }
 
 fn integrity_ok(c: &Connection) -> Result<(), TestCaseError> {
-    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let ok: String =
+        c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(ok, "ok");
     Ok(())
 }
@@ -190,7 +191,12 @@ fn change() -> impl Strategy<Value = ChangeIn> {
 }
 
 /// Runs `cases()` cases of a property, prints inputs and time (for docs/RELIABILITY.md).
-fn fuzz<S: Strategy>(name: &str, strategy: S, inputs_per_case: impl Fn(&S::Value) -> usize, test: impl Fn(S::Value) -> Result<(), TestCaseError>) {
+fn fuzz<S: Strategy>(
+    name: &str,
+    strategy: S,
+    inputs_per_case: impl Fn(&S::Value) -> usize,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
     let started = Instant::now();
     let counted = std::cell::Cell::new(0usize);
     let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
@@ -206,40 +212,57 @@ fn fuzz<S: Strategy>(name: &str, strategy: S, inputs_per_case: impl Fn(&S::Value
 
 #[test]
 fn fuzz_pk_unpacker_through_wavesync_changes() {
-    fuzz("pk unpacker (INSERT INTO wavesync_changes)", prop::collection::vec(change(), 1..8), |b| b.len(), |batch| {
-        let c = open(":memory:");
-        c.execute_batch(SCHEMA).unwrap();
-        for ch in batch {
-            let pk = match &ch.pk {
-                Pk::Random(b) => b.clone(),
-                Pk::Packed(vals, m) => mutate(pack(&c, vals), m),
-            };
-            let before = fingerprint(&c);
-            let r = c.execute(
+    fuzz(
+        "pk unpacker (INSERT INTO wavesync_changes)",
+        prop::collection::vec(change(), 1..8),
+        |b| b.len(),
+        |batch| {
+            let c = open(":memory:");
+            c.execute_batch(SCHEMA).unwrap();
+            for ch in batch {
+                let pk = match &ch.pk {
+                    Pk::Random(b) => b.clone(),
+                    Pk::Packed(vals, m) => mutate(pack(&c, vals), m),
+                };
+                let before = fingerprint(&c);
+                let r = c.execute(
                 "INSERT INTO wavesync_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) \
                  VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, 0, ?8)",
                 rusqlite::params![ch.table, pk, ch.cid, ch.val, ch.col_version, vec![ch.site; 16], ch.cl, ch.origin_version],
             );
-            match r {
-                Err(e) => {
-                    prop_assert!(!e.to_string().is_empty());
-                    prop_assert_eq!(&before, &fingerprint(&c), "refused change altered the database: {}", e);
+                match r {
+                    Err(e) => {
+                        prop_assert!(!e.to_string().is_empty());
+                        prop_assert_eq!(&before, &fingerprint(&c), "refused change altered the database: {}", e);
+                    }
+                    Ok(_) => {
+                        // Accepted: the key must be well-formed, of the table's arity, canonical.
+                        let vals = decode(&pk);
+                        prop_assert!(vals.is_some(), "malformed pk {:02x?} accepted for {}", pk, ch.table);
+                        let vals = vals.unwrap();
+                        let arity = if ch.table == "t" { 1 } else { 2 };
+                        prop_assert_eq!(
+                            vals.len(),
+                            arity,
+                            "pk {:02x?} of the wrong arity accepted for {}",
+                            pk,
+                            ch.table
+                        );
+                        prop_assert_eq!(
+                            pack(&c, &vals),
+                            pk.clone(),
+                            "non-canonical pk {:02x?} accepted for {}",
+                            pk,
+                            ch.table
+                        );
+                    }
                 }
-                Ok(_) => {
-                    // Accepted: the key must be well-formed, of the table's arity, canonical.
-                    let vals = decode(&pk);
-                    prop_assert!(vals.is_some(), "malformed pk {:02x?} accepted for {}", pk, ch.table);
-                    let vals = vals.unwrap();
-                    let arity = if ch.table == "t" { 1 } else { 2 };
-                    prop_assert_eq!(vals.len(), arity, "pk {:02x?} of the wrong arity accepted for {}", pk, ch.table);
-                    prop_assert_eq!(pack(&c, &vals), pk.clone(), "non-canonical pk {:02x?} accepted for {}", pk, ch.table);
-                }
+                integrity_ok(&c)?;
             }
-            integrity_ok(&c)?;
-        }
-        rows(&c, "SELECT * FROM wavesync_changes");
-        Ok(())
-    });
+            rows(&c, "SELECT * FROM wavesync_changes");
+            Ok(())
+        },
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -260,41 +283,51 @@ fn fuzz_vector_decoder_through_missing_and_mark_applied() {
         ),
         prop::collection::vec((prop::collection::vec(any::<u8>(), 0..20), any::<i64>(), any::<i64>()), 0..4),
     );
-    fuzz("vector decoder (wavesync_missing, wavesync_mark_applied)", input, |(v, m)| v.len() + m.len(), |(vectors, marks)| {
-        let c = open(":memory:");
-        c.execute_batch(SCHEMA).unwrap();
-        // Some history from another site, so that the vector has several runs.
-        let other = open(":memory:");
-        other.execute_batch(SCHEMA).unwrap();
-        other.execute_batch("INSERT INTO t VALUES (5, 'x'); UPDATE t SET a = 'y' WHERE id = 5; DELETE FROM t WHERE id = 2;").unwrap();
-        wavesync_sql_tests::sync_by_vector(&other, &c);
-        let valid: Vec<u8> = c.query_row("SELECT wavesync_vector()", [], |r| r.get(0)).unwrap();
-        for v in vectors {
-            let blob = match v {
-                VectorIn::Random(b) => b,
-                VectorIn::Mutated(m) => mutate(valid.clone(), &m),
-            };
-            let before = fingerprint(&c);
-            let r: rusqlite::Result<Vec<(Vec<u8>, i64, i64)>> = c
-                .prepare("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")
-                .and_then(|mut s| s.query_map([&blob], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect());
-            if let Ok(runs) = r {
-                for (site, s, e) in runs {
-                    prop_assert_eq!(site.len(), 16);
-                    prop_assert!(s >= 1 && s <= e, "bad run {}..={}", s, e);
+    fuzz(
+        "vector decoder (wavesync_missing, wavesync_mark_applied)",
+        input,
+        |(v, m)| v.len() + m.len(),
+        |(vectors, marks)| {
+            let c = open(":memory:");
+            c.execute_batch(SCHEMA).unwrap();
+            // Some history from another site, so that the vector has several runs.
+            let other = open(":memory:");
+            other.execute_batch(SCHEMA).unwrap();
+            other
+                .execute_batch(
+                    "INSERT INTO t VALUES (5, 'x'); UPDATE t SET a = 'y' WHERE id = 5; DELETE FROM t WHERE id = 2;",
+                )
+                .unwrap();
+            wavesync_sql_tests::sync_by_vector(&other, &c);
+            let valid: Vec<u8> = c.query_row("SELECT wavesync_vector()", [], |r| r.get(0)).unwrap();
+            for v in vectors {
+                let blob = match v {
+                    VectorIn::Random(b) => b,
+                    VectorIn::Mutated(m) => mutate(valid.clone(), &m),
+                };
+                let before = fingerprint(&c);
+                let r: rusqlite::Result<Vec<(Vec<u8>, i64, i64)>> = c
+                    .prepare("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")
+                    .and_then(|mut s| s.query_map([&blob], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect());
+                if let Ok(runs) = r {
+                    for (site, s, e) in runs {
+                        prop_assert_eq!(site.len(), 16);
+                        prop_assert!(s >= 1 && s <= e, "bad run {}..={}", s, e);
+                    }
                 }
+                prop_assert_eq!(&before, &fingerprint(&c), "wavesync_missing changed the database");
             }
-            prop_assert_eq!(&before, &fingerprint(&c), "wavesync_missing changed the database");
-        }
-        for (site, s, e) in marks {
-            let before = fingerprint(&c);
-            let r = c.query_row("SELECT wavesync_mark_applied(?1, ?2, ?3)", rusqlite::params![site, s, e], |_| Ok(()));
-            if let Err(err) = r {
-                prop_assert_eq!(&before, &fingerprint(&c), "refused mark_applied altered the database: {}", err);
+            for (site, s, e) in marks {
+                let before = fingerprint(&c);
+                let r =
+                    c.query_row("SELECT wavesync_mark_applied(?1, ?2, ?3)", rusqlite::params![site, s, e], |_| Ok(()));
+                if let Err(err) = r {
+                    prop_assert_eq!(&before, &fingerprint(&c), "refused mark_applied altered the database: {}", err);
+                }
+                integrity_ok(&c)?;
+                let _: Vec<u8> = c.query_row("SELECT wavesync_vector()", [], |r| r.get(0)).unwrap();
             }
-            integrity_ok(&c)?;
-            let _: Vec<u8> = c.query_row("SELECT wavesync_vector()", [], |r| r.get(0)).unwrap();
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }

@@ -84,7 +84,11 @@ impl World {
 
     /// Checks that connection `i` committed `v`, above everything committed before.
     fn committed(&mut self, i: usize, v: i64, what: &str) -> Result<(), TestCaseError> {
-        prop_assert!(v > self.newest, "{what} on connection {i} committed db_version {v}, but {} was already committed", self.newest);
+        prop_assert!(
+            v > self.newest,
+            "{what} on connection {i} committed db_version {v}, but {} was already committed",
+            self.newest
+        );
         self.newest = v;
         Ok(())
     }
@@ -95,7 +99,11 @@ impl World {
         let c = &self.conns[i];
         match *op {
             Op::Write { key } => {
-                c.execute("INSERT INTO t (id, a) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET a = excluded.a", [key, step]).unwrap();
+                c.execute(
+                    "INSERT INTO t (id, a) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET a = excluded.a",
+                    [key, step],
+                )
+                .unwrap();
                 let v = version_of(c, "t", key);
                 self.committed(i, v, "a write")?;
             }
@@ -110,7 +118,8 @@ impl World {
                 self.committed(i, v, "a two-row transaction")?;
             }
             Op::RolledBack { key } => {
-                c.execute_batch(&format!("BEGIN; INSERT OR REPLACE INTO t (id, a) VALUES ({key}, 'gone'); ROLLBACK;")).unwrap();
+                c.execute_batch(&format!("BEGIN; INSERT OR REPLACE INTO t (id, a) VALUES ({key}, 'gone'); ROLLBACK;"))
+                    .unwrap();
             }
             Op::Merge { key, ahead } => {
                 // A column version no local write reaches, so the change always wins.
@@ -127,8 +136,10 @@ impl World {
             Op::NewTable => {
                 self.tables += 1;
                 let name = format!("n{}", self.tables);
-                c.execute_batch(&format!("CREATE TABLE {name} (id INTEGER PRIMARY KEY, a); SELECT wavesync_as_crr('{name}');"))
-                    .unwrap();
+                c.execute_batch(&format!(
+                    "CREATE TABLE {name} (id INTEGER PRIMARY KEY, a); SELECT wavesync_as_crr('{name}');"
+                ))
+                .unwrap();
                 c.execute(&format!("INSERT INTO {name} (id, a) VALUES (1, ?1)"), [step]).unwrap();
                 let v = version_of(c, &name, 1);
                 self.committed(i, v, "a write to a new table")?;
@@ -153,7 +164,11 @@ impl World {
                 }
                 c.execute_batch("COMMIT").unwrap();
                 let undone: i64 = c
-                    .query_row("SELECT count(*) FROM wavesync_changes WHERE pk = wavesync_pack_columns(?1)", [key + 200], |r| r.get(0))
+                    .query_row(
+                        "SELECT count(*) FROM wavesync_changes WHERE pk = wavesync_pack_columns(?1)",
+                        [key + 200],
+                        |r| r.get(0),
+                    )
                     .unwrap();
                 prop_assert_eq!(undone, 0, "the failed statement's first change stayed");
                 if then_write {
@@ -163,7 +178,14 @@ impl World {
             }
         }
         for (j, c) in self.conns.iter().enumerate() {
-            prop_assert_eq!(db_version(c), self.newest, "wavesync_db_version() on connection {} after {:?} on {}", j, op, i);
+            prop_assert_eq!(
+                db_version(c),
+                self.newest,
+                "wavesync_db_version() on connection {} after {:?} on {}",
+                j,
+                op,
+                i
+            );
         }
         Ok(())
     }
@@ -211,7 +233,11 @@ fn a_connection_sees_versions_another_committed() {
 fn tempfile_dir() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("wavesync-versions-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "wavesync-versions-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }

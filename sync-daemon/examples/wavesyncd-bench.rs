@@ -246,7 +246,8 @@ impl Group {
         }
         cmd.args(extra);
         // The daemon's default log level; `WAVESYNCD_LOG` overrides it (e.g. wavesyncd=debug).
-        let level = std::env::var("WAVESYNCD_LOG").unwrap_or_else(|_| "info,libp2p_gossipsub=warn,libp2p_mdns=warn".into());
+        let level =
+            std::env::var("WAVESYNCD_LOG").unwrap_or_else(|_| "info,libp2p_gossipsub=warn,libp2p_mdns=warn".into());
         cmd.env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -260,7 +261,9 @@ impl Group {
             });
         }
         let spawned = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| die(&format!("cannot run {}: {e} (run `make daemon`)", self.daemon_bin.display())));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("cannot run {}: {e} (run `make daemon`)", self.daemon_bin.display())));
         // The daemon prints `listening on <addr>/p2p/<id>` for every listen address; keep
         // draining stdout so a later line never meets a closed pipe.
         let stdout = child.stdout.take().expect("stdout");
@@ -296,7 +299,9 @@ impl Daemon {
 
     fn counters(&self) -> BTreeMap<String, u64> {
         self.status()
-            .and_then(|s| s["counters"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()))
+            .and_then(|s| {
+                s["counters"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+            })
             .unwrap_or_default()
     }
 
@@ -449,7 +454,13 @@ struct Report {
 }
 
 impl Report {
-    fn row(&mut self, what: impl Into<String>, target: impl Into<String>, measured: impl Into<String>, met: Option<bool>) {
+    fn row(
+        &mut self,
+        what: impl Into<String>,
+        target: impl Into<String>,
+        measured: impl Into<String>,
+        met: Option<bool>,
+    ) {
         let verdict = match met {
             Some(true) => "met",
             Some(false) => "**not met**",
@@ -584,7 +595,11 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
         log(format!(
             "throughput: a commits {batch}-row transactions (4 changes a row) for {} s{}",
             args.seconds,
-            if max_lag > 0 { format!(", pausing while b lags more than {} changes", args.max_lag) } else { ", unthrottled".into() }
+            if max_lag > 0 {
+                format!(", pausing while b lags more than {} changes", args.max_lag)
+            } else {
+                ", unthrottled".into()
+            }
         ));
         let bytes0 = sent_total(&[a.pid(), b.pid()]);
         let perf = perf_start(&args.perf, "throughput", &[&a, &b]);
@@ -630,7 +645,9 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
         let write_secs = t0.elapsed().as_secs_f64();
         let rows = written.load(Ordering::Relaxed);
         let at_stop = count(&cb, "tp");
-        log(format!("throughput: a wrote {rows} rows in {txs} transactions; b had {at_stop} at the end of writing; draining"));
+        log(format!(
+            "throughput: a wrote {rows} rows in {txs} transactions; b had {at_stop} at the end of writing; draining"
+        ));
         let mut last = (0u64, Instant::now());
         loop {
             let n = count(&cb, "tp");
@@ -724,8 +741,18 @@ fn idle(args: &Args, rep: &mut Report, label: &str, ds: &[&Daemon]) {
     let hwm: Vec<f64> = ds.iter().map(|d| d.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0).collect();
     let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    rep.row(format!("idle CPU per daemon ({label}), max"), "≤ 1% of a core", format!("{:.2}%", max(&cpu)), Some(max(&cpu) <= 1.0));
-    rep.row(format!("idle RSS per daemon ({label}), max"), "≤ 50 MB", format!("{:.1} MiB", max(&rss)), Some(max(&rss) * 1.048576 <= 50.0));
+    rep.row(
+        format!("idle CPU per daemon ({label}), max"),
+        "≤ 1% of a core",
+        format!("{:.2}%", max(&cpu)),
+        Some(max(&cpu) <= 1.0),
+    );
+    rep.row(
+        format!("idle RSS per daemon ({label}), max"),
+        "≤ 50 MB",
+        format!("{:.1} MiB", max(&rss)),
+        Some(max(&rss) * 1.048576 <= 50.0),
+    );
     rep.note(format!(
         "idle ({label}): {settle:.0} s after convergence, CPU over {secs:.0} s per daemon {} (mean {:.2}%); VmRSS {} MiB (peak VmHWM {} MiB)",
         cpu.iter().map(|c| format!("{c:.2}%")).collect::<Vec<_>>().join(", "),
@@ -742,7 +769,9 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     create_wide(&g.db("a"), "cu");
     create_wide(&g.db("b"), "cu");
     let tx_rows = args.catchup_batch;
-    log(format!("catch-up: writing {rows} rows × 4 columns on a (transactions of {tx_rows} rows) before its daemon starts"));
+    log(format!(
+        "catch-up: writing {rows} rows × 4 columns on a (transactions of {tx_rows} rows) before its daemon starts"
+    ));
     let t = Instant::now();
     {
         let c = app(&g.db("a"));
@@ -754,7 +783,9 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
         }
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").expect("checkpoint");
     }
-    let changes: u64 = app(&g.db("a")).query_row("SELECT count(*) FROM wavesync_changes", [], |r| r.get::<_, i64>(0)).expect("count") as u64;
+    let changes: u64 = app(&g.db("a"))
+        .query_row("SELECT count(*) FROM wavesync_changes", [], |r| r.get::<_, i64>(0))
+        .expect("count") as u64;
     log(format!("catch-up: a holds {changes} changes ({:.1} s to write)", t.elapsed().as_secs_f64()));
     let a = g.start("a", &[], &[]);
     let cb = app(&g.db("b"));
@@ -814,10 +845,15 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     if let Some(m) = bytes {
         let total: u64 = m.values().map(|v| v.0).sum::<u64>() - bytes0;
         rep.row("bytes on the wire per change, catch-up", "—", format!("{:.1} B", total as f64 / changes as f64), None);
-        rep.note(format!("catch-up bytes: {total} bytes of TCP payload both ways ({:.1} per change)", total as f64 / changes as f64));
+        rep.note(format!(
+            "catch-up bytes: {total} bytes of TCP payload both ways ({:.1} per change)",
+            total as f64 / changes as f64
+        ));
     }
     // The same rows on both sides.
-    let sum = |c: &Connection| -> (i64, i64) { c.query_row("SELECT count(*), total(b) FROM cu", [], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as i64))).unwrap() };
+    let sum = |c: &Connection| -> (i64, i64) {
+        c.query_row("SELECT count(*), total(b) FROM cu", [], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as i64))).unwrap()
+    };
     let (sa, sb) = (sum(&app(&g.db("a"))), sum(&cb));
     if sa != sb {
         rep.note(format!("catch-up: WARNING a and b differ after catch-up: {sa:?} vs {sb:?}"));
@@ -834,7 +870,10 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     let mut lost = 0;
     let mut visible = cb.prepare("SELECT count(*) FROM cu WHERE id = ?1").expect("prepare");
     let mut id = rows as i64 + 1;
-    while (cc.query_row("SELECT count(*) FROM cu WHERE id <= ?1", [rows as i64], |r| r.get::<_, i64>(0)).unwrap_or(0) as u64) < rows {
+    while (cc.query_row("SELECT count(*) FROM cu WHERE id <= ?1", [rows as i64], |r| r.get::<_, i64>(0)).unwrap_or(0)
+        as u64)
+        < rows
+    {
         c.check_alive();
         if t0.elapsed() > Duration::from_secs(1800) {
             die("the second catch-up did not finish within 30 minutes");
@@ -851,8 +890,18 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     let secs = t0.elapsed().as_secs_f64();
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-    rep.row("commit-to-visible latency while serving a 1M-change catch-up, p50", "≤ 10 ms", ms(p50), Some(p50 <= 0.010));
-    rep.row("commit-to-visible latency while serving a 1M-change catch-up, p99", "≤ 50 ms", ms(p99), Some(p99 <= 0.050));
+    rep.row(
+        "commit-to-visible latency while serving a 1M-change catch-up, p50",
+        "≤ 10 ms",
+        ms(p50),
+        Some(p50 <= 0.010),
+    );
+    rep.row(
+        "commit-to-visible latency while serving a 1M-change catch-up, p99",
+        "≤ 50 ms",
+        ms(p99),
+        Some(p99 <= 0.050),
+    );
     rep.note(format!(
         "latency while a serves a catch-up: a fresh c caught up from a in {secs:.1} s; meanwhile {} single-row commits on a \
          (every 20 ms), visible on b: p50 {}, p90 {}, p99 {}, max {}{}",
@@ -874,7 +923,10 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     let mut d = g.start("d", &[b.addr.clone()], &[]);
     let (secs, first_row) = until_rows(&mut d, &cd, total, Duration::from_millis(50), "the relayed catch-up");
     rep.row(
-        format!("catch-up of a fresh peer from a relay (changes of a third peer), {:.2}M changes", changes as f64 / 1e6),
+        format!(
+            "catch-up of a fresh peer from a relay (changes of a third peer), {:.2}M changes",
+            changes as f64 / 1e6
+        ),
         "—",
         format!("{secs:.1} s"),
         None,
@@ -962,7 +1014,9 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
     for (i, c) in conns.iter().enumerate() {
         c.execute("INSERT INTO cl(id, v) VALUES (?1, 'warm-up')", [-(i as i64) - 1]).expect("insert");
     }
-    let warm = wait_until("the cluster is connected", Duration::from_secs(120), || conns.iter().all(|c| count(c, "cl") == n as u64));
+    let warm = wait_until("the cluster is connected", Duration::from_secs(120), || {
+        conns.iter().all(|c| count(c, "cl") == n as u64)
+    });
     log(format!("cluster: connected and warmed up in {:.1} s", warm.as_secs_f64()));
     std::thread::sleep(Duration::from_secs(1));
 
@@ -989,12 +1043,16 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
                     let tx = c.unchecked_transaction().expect("begin");
                     for j in 0..m {
                         let id = base + done + j;
-                        tx.execute("INSERT INTO cl(id, v) VALUES (?1, ?2)", params![id as i64, format!("peer {i} row {}", done + j)])
-                            .expect("insert");
+                        tx.execute(
+                            "INSERT INTO cl(id, v) VALUES (?1, ?2)",
+                            params![id as i64, format!("peer {i} row {}", done + j)],
+                        )
+                        .expect("insert");
                     }
                     // Some updates of other peers' warm-up rows: concurrent writes to the same cells.
                     if k % 10 == 0 {
-                        tx.execute("UPDATE cl SET n = n + 1 WHERE id = ?1", [-(((i + 1) % 10) as i64) - 1]).expect("update");
+                        tx.execute("UPDATE cl SET n = n + 1 WHERE id = ?1", [-(((i + 1) % 10) as i64) - 1])
+                            .expect("update");
                     }
                     tx.commit().expect("commit");
                     done += m;
@@ -1119,7 +1177,11 @@ fn main() {
 
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()

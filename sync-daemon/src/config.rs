@@ -46,8 +46,10 @@ impl Config {
     pub fn resolve(args: RunArgs) -> Result<Config> {
         let file = match &args.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
-                let mut f: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+                let mut f: FileConfig =
+                    toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?;
                 // Relative paths in the file are relative to the file.
                 let base = p.parent().unwrap_or(Path::new("."));
                 for path in [&mut f.db, &mut f.key_file, &mut f.ext].into_iter().flatten() {
@@ -59,11 +61,11 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let db = args.db.or(file.db).ok_or_else(|| anyhow!("no database: give --db FILE (or db = \"...\" in --config)"))?;
-        let key_file = args
-            .key_file
-            .or(file.key_file)
-            .ok_or_else(|| anyhow!("no group key: give --key-file FILE (create one with `wavesyncd keygen --out FILE`)"))?;
+        let db =
+            args.db.or(file.db).ok_or_else(|| anyhow!("no database: give --db FILE (or db = \"...\" in --config)"))?;
+        let key_file = args.key_file.or(file.key_file).ok_or_else(|| {
+            anyhow!("no group key: give --key-file FILE (create one with `wavesyncd keygen --out FILE`)")
+        })?;
         let listen = if !args.listen.is_empty() {
             args.listen
         } else if !file.listen.is_empty() {
@@ -116,9 +118,11 @@ pub fn default_ext() -> Result<PathBuf> {
 }
 
 pub fn read_group_key(path: &Path) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read group key file {}", path.display()))?;
-    let bytes = hex::decode(text.trim())
-        .with_context(|| format!("{}: a group key file holds 64 hex digits (made by `wavesyncd keygen`)", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read group key file {}", path.display()))?;
+    let bytes = hex::decode(text.trim()).with_context(|| {
+        format!("{}: a group key file holds 64 hex digits (made by `wavesyncd keygen`)", path.display())
+    })?;
     bytes
         .try_into()
         .map_err(|b: Vec<u8>| anyhow!("{}: the group key must be 32 bytes, found {}", path.display(), b.len()))

@@ -90,7 +90,8 @@ pub fn open(path: &Path, ext: &Path, flags: OpenFlags) -> Result<Connection> {
     // its global allocation-statistics mutex, see `configure_sqlite`, it was a sixth of the
     // database thread's time in a catch-up).
     let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
+    let conn =
+        Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
     // SAFETY: loading a trusted extension chosen by the operator; the guard disables
     // extension loading again right after.
     let loaded = unsafe {
@@ -103,8 +104,10 @@ pub fn open(path: &Path, ext: &Path, flags: OpenFlags) -> Result<Connection> {
         // destructors inside the unloaded library: closing the connection would call them
         // and crash (SIGSEGV). Leak the connection instead; the caller reports and exits.
         std::mem::forget(conn);
-        return Err(anyhow::Error::new(e)
-            .context(format!("cannot load the wavesync extension from {} (set --ext or WAVESYNC_EXT)", ext.display())));
+        return Err(anyhow::Error::new(e).context(format!(
+            "cannot load the wavesync extension from {} (set --ext or WAVESYNC_EXT)",
+            ext.display()
+        )));
     }
     Ok(conn)
 }
@@ -155,11 +158,20 @@ impl Db {
     /// `CHECK_GAP`), then every `poll` until `FOLLOW_UP_POLLS` polls after the last change,
     /// and otherwise every `safety_poll` (missed events, writers the watch cannot see).
     /// Without a watch, every `poll`.
-    pub fn run(mut self, cmds: Receiver<Cmd>, events: mpsc::UnboundedSender<Event>, poll: Duration, safety_poll: Duration) {
+    pub fn run(
+        mut self,
+        cmds: Receiver<Cmd>,
+        events: mpsc::UnboundedSender<Event>,
+        poll: Duration,
+        safety_poll: Duration,
+    ) {
         let mut wake = match watch_files(&self.path) {
             Ok(rx) => Some(rx),
             Err(e) => {
-                warn!(poll_ms = poll.as_millis() as u64, "cannot watch the database files, polling for commits instead: {e:#}");
+                warn!(
+                    poll_ms = poll.as_millis() as u64,
+                    "cannot watch the database files, polling for commits instead: {e:#}"
+                );
                 None
             }
         };
@@ -241,12 +253,17 @@ impl Db {
         let group: Vec<Page> = group.into_iter().filter(|p| p.site != self.site).collect();
         if group.len() > 1 {
             let conn = &self.conn;
-            let together = retry_busy("apply changes", || write_tx(conn, |c| group.iter().try_for_each(|p| merge_page(c, p))));
+            let together =
+                retry_busy("apply changes", || write_tx(conn, |c| group.iter().try_for_each(|p| merge_page(c, p))));
             match together {
                 Ok(()) => {
                     self.gossip_transactions += 1;
                     self.counters.gossip_applied.fetch_add(group.len() as u64, Ordering::Relaxed);
-                    debug!(changesets = group.len(), rows = group.iter().map(|p| p.rows.len()).sum::<usize>(), "applied gossip changesets");
+                    debug!(
+                        changesets = group.len(),
+                        rows = group.iter().map(|p| p.rows.len()).sum::<usize>(),
+                        "applied gossip changesets"
+                    );
                     return;
                 }
                 Err(e) if is_busy(&e) => {
@@ -254,7 +271,9 @@ impl Db {
                     warn!(changesets = group.len(), "cannot apply changesets (catch-up will retry): {e:#}");
                     return;
                 }
-                Err(e) => debug!(changesets = group.len(), "applying the changesets together failed, one by one now: {e:#}"),
+                Err(e) => {
+                    debug!(changesets = group.len(), "applying the changesets together failed, one by one now: {e:#}")
+                }
             }
         }
         for page in &group {
@@ -275,7 +294,9 @@ impl Db {
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::ApplyVersion { site, start, version, rows } => self.apply_gossip(vec![Page { site, start, end: version, rows }]),
+            Cmd::ApplyVersion { site, start, version, rows } => {
+                self.apply_gossip(vec![Page { site, start, end: version, rows }])
+            }
             Cmd::Vector(reply) => {
                 let _ = reply.send(self.vector());
             }
@@ -429,7 +450,10 @@ fn watch_files(path: &Path) -> Result<Receiver<()>> {
     let mut inotify = Inotify::init().context("inotify_init")?;
     let dir_wd = inotify
         .watches()
-        .add(&dir, WatchMask::CREATE | WatchMask::MOVED_TO | WatchMask::DELETE | WatchMask::MOVED_FROM | WatchMask::ONLYDIR)
+        .add(
+            &dir,
+            WatchMask::CREATE | WatchMask::MOVED_TO | WatchMask::DELETE | WatchMask::MOVED_FROM | WatchMask::ONLYDIR,
+        )
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     // The files that exist now (after the directory watch: one created in between is
     // reported by it). A missing one is watched when it appears.
@@ -649,7 +673,12 @@ mod tests {
             assert_eq!(evs.len(), 1);
             changesets.push(evs.remove(0));
         }
-        let cmd = |(start, version, rows): &(i64, i64, Vec<ChangeRow>)| Cmd::ApplyVersion { site: a.site, start: *start, version: *version, rows: rows.clone() };
+        let cmd = |(start, version, rows): &(i64, i64, Vec<ChangeRow>)| Cmd::ApplyVersion {
+            site: a.site,
+            start: *start,
+            version: *version,
+            rows: rows.clone(),
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
 
         // Three queued behind the first: one transaction for all four.

@@ -40,7 +40,8 @@ fn main() {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p_gossipsub=warn,libp2p_mdns=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p_gossipsub=warn,libp2p_mdns=warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -81,7 +82,8 @@ fn run(cfg: config::Config) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx, serve_tx), ev_rx, counters));
+    let result =
+        rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx, serve_tx), ev_rx, counters));
     // Dropping the runtime drops every DbHandle, which stops both threads.
     drop(rt);
     if db_thread.join().is_err() {

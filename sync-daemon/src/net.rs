@@ -125,7 +125,10 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T, limit: usi
     let len = u32::from_be_bytes(len) as usize;
     if len > limit {
         // Checked before allocating: a hostile length costs nothing.
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {limit}")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {limit}"),
+        ));
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
@@ -133,7 +136,8 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T, limit: usi
 }
 
 async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(data.len()).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
+    let len = u32::try_from(data.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(data).await?;
     io.close().await
@@ -150,11 +154,19 @@ impl request_response::Codec for CatchupCodec {
     type Request = Vec<u8>;
     type Response = Vec<u8>;
 
-    async fn read_request<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_request<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         read_frame(io, wire::MAX_REQUEST_BYTES).await
     }
 
-    async fn read_response<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_response<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         read_frame(io, wire::MAX_RESPONSE_BYTES).await
     }
 
@@ -275,10 +287,24 @@ fn release_memory() {
 
 /// Results of work done off the event loop.
 enum Internal {
-    VectorReady { peer: PeerId, vector: Result<Vec<u8>> },
-    Served { peer: PeerId, channel: ResponseChannel<Vec<u8>>, result: Result<Served> },
+    VectorReady {
+        peer: PeerId,
+        vector: Result<Vec<u8>>,
+    },
+    Served {
+        peer: PeerId,
+        channel: ResponseChannel<Vec<u8>>,
+        result: Result<Served>,
+    },
     /// `pipelined`: the next request went out before these pages were applied.
-    PagesApplied { peer: PeerId, result: Result<usize>, versions: u64, more: bool, remaining: u64, pipelined: bool },
+    PagesApplied {
+        peer: PeerId,
+        result: Result<usize>,
+        versions: u64,
+        more: bool,
+        remaining: u64,
+        pipelined: bool,
+    },
 }
 
 #[derive(Default)]
@@ -366,14 +392,20 @@ pub async fn run(
 ) -> Result<()> {
     let mut swarm = build_swarm(&cfg, identity)?;
     let topic = gossipsub::IdentTopic::new(keys.topic());
-    swarm.behaviour_mut().gossipsub.subscribe(&topic).map_err(|e| anyhow!("cannot subscribe to the group topic: {e:?}"))?;
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| anyhow!("cannot subscribe to the group topic: {e:?}"))?;
     for l in &cfg.listen {
-        let addr: Multiaddr = l.parse().with_context(|| format!("--listen {l}: not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)"))?;
+        let addr: Multiaddr =
+            l.parse().with_context(|| format!("--listen {l}: not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)"))?;
         swarm.listen_on(addr).with_context(|| format!("cannot listen on {l}"))?;
     }
     let mut dialed = Vec::new();
     for p in &cfg.peers {
-        let addr: Multiaddr = p.parse().with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/192.168.1.20/tcp/4001)"))?;
+        let addr: Multiaddr =
+            p.parse().with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/192.168.1.20/tcp/4001)"))?;
         dialed.push(Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN });
     }
     info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), "wavesyncd started");
@@ -577,8 +609,12 @@ impl Node {
         self.redial();
         // Drop incomplete changesets that stopped arriving; catch-up fetches them.
         let now = Instant::now();
-        let stale: Vec<(SiteId, i64)> =
-            self.partials.iter().filter(|(_, p)| now.duration_since(p.since) > PARTIAL_TIMEOUT).map(|(k, _)| *k).collect();
+        let stale: Vec<(SiteId, i64)> = self
+            .partials
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) > PARTIAL_TIMEOUT)
+            .map(|(k, _)| *k)
+            .collect();
         for k in stale {
             if let Some(p) = self.partials.remove(&k) {
                 self.partial_bytes = self.partial_bytes.saturating_sub(p.bytes);
@@ -661,7 +697,9 @@ impl Node {
 
     fn on_gossip(&mut self, ev: gossipsub::Event) {
         let (propagation_source, message_id, message) = match ev {
-            gossipsub::Event::Message { propagation_source, message_id, message } => (propagation_source, message_id, message),
+            gossipsub::Event::Message { propagation_source, message_id, message } => {
+                (propagation_source, message_id, message)
+            }
             gossipsub::Event::Subscribed { peer_id, .. } => {
                 debug!(peer = %peer_id, "peer subscribed to the group topic");
                 return;
@@ -695,8 +733,13 @@ impl Node {
                 }
             }
         }
-        let acceptance = if verdict.is_ok() { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
-        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, acceptance);
+        let acceptance =
+            if verdict.is_ok() { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+            &message_id,
+            &propagation_source,
+            acceptance,
+        );
         match verdict {
             Ok((_, cs)) => self.on_chunk(propagation_source, cs),
             Err(e) => {
@@ -715,7 +758,8 @@ impl Node {
             cs.rows
         } else {
             let size: usize = cs.rows.iter().map(ChangeRow::approx_size).sum();
-            let mismatch = self.partials.get(&key).is_some_and(|p| p.parts.len() != cs.chunks as usize || p.start != cs.start);
+            let mismatch =
+                self.partials.get(&key).is_some_and(|p| p.parts.len() != cs.chunks as usize || p.start != cs.start);
             if mismatch {
                 if let Some(old) = self.partials.remove(&key) {
                     self.partial_bytes = self.partial_bytes.saturating_sub(old.bytes);
@@ -847,8 +891,11 @@ impl Node {
                     let n = served.pages.len() as u64;
                     let rows: usize = served.pages.iter().map(|p| p.rows.len()).sum();
                     self.peer(peer).they_lack = Some(served.lacked_versions);
-                    let body =
-                        Body::CatchupResponse { pages: served.pages, more: served.more, remaining_versions: served.remaining_versions };
+                    let body = Body::CatchupResponse {
+                        pages: served.pages,
+                        more: served.more,
+                        remaining_versions: served.remaining_versions,
+                    };
                     match self.keys.seal(&body) {
                         Ok(bytes) if bytes.len() <= wire::MAX_RESPONSE_BYTES => {
                             if n > 0 {
@@ -934,7 +981,14 @@ impl Node {
                                 let _ = tx.send(Internal::VectorReady { peer, vector });
                             }
                             let result = result.await;
-                            let _ = tx.send(Internal::PagesApplied { peer, result, versions, more, remaining: remaining_versions, pipelined });
+                            let _ = tx.send(Internal::PagesApplied {
+                                peer,
+                                result,
+                                versions,
+                                more,
+                                remaining: remaining_versions,
+                                pipelined,
+                            });
                         });
                     }
                     Ok(_) => {

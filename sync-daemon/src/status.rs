@@ -143,7 +143,8 @@ struct Report {
 
 pub fn command(db: &Path, ext: &Path, json: bool) -> Result<()> {
     let daemon = read_status(db);
-    let running = daemon.as_ref().is_some_and(|d| process_alive(d.pid) && now_unix().saturating_sub(d.updated_unix) < 10);
+    let running =
+        daemon.as_ref().is_some_and(|d| process_alive(d.pid) && now_unix().saturating_sub(d.updated_unix) < 10);
     let mut report = Report {
         db: db.display().to_string(),
         daemon_running: running,

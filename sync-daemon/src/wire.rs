@@ -102,10 +102,18 @@ pub struct Page {
 pub enum Body {
     Changeset(Changeset),
     /// "Here is my vector (`wavesync_vector()`); send what I lack, at most this much."
-    CatchupRequest { vector: Vec<u8>, max_rows: u32, max_bytes: u32 },
+    CatchupRequest {
+        vector: Vec<u8>,
+        max_rows: u32,
+        max_bytes: u32,
+    },
     /// Pages in order; `more` = the budget ran out, ask again; `remaining_versions` = how many
     /// versions the requester still lacks after these pages (for the progress bar and lag).
-    CatchupResponse { pages: Vec<Page>, more: bool, remaining_versions: u64 },
+    CatchupResponse {
+        pages: Vec<Page>,
+        more: bool,
+        remaining_versions: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -168,7 +176,8 @@ impl GroupKeys {
         let nonce: [u8; 16] = rand::random();
         self.apply_keystream(&nonce, &mut sealed);
         let mac = *self.tag(PROTO, &nonce, &sealed).as_bytes();
-        postcard::to_allocvec(&Envelope { proto: PROTO, nonce, sealed, mac }).map_err(|e| WireError::Encode(e.to_string()))
+        postcard::to_allocvec(&Envelope { proto: PROTO, nonce, sealed, mac })
+            .map_err(|e| WireError::Encode(e.to_string()))
     }
 
     /// Checks size, protocol version and MAC, then decrypts and decodes. `limit` is the
@@ -295,7 +304,9 @@ impl fmt::Display for WireError {
             WireError::TooLarge { len, limit } => write!(f, "message of {len} bytes exceeds the limit of {limit}"),
             WireError::Malformed(m) => write!(f, "malformed message: {m}"),
             WireError::Version(v) => write!(f, "unsupported protocol version {v} (this daemon speaks {PROTO})"),
-            WireError::BadMac => write!(f, "MAC check failed (sender is not in this group, or the message was altered)"),
+            WireError::BadMac => {
+                write!(f, "MAC check failed (sender is not in this group, or the message was altered)")
+            }
             WireError::Encode(m) => write!(f, "cannot encode message: {m}"),
         }
     }
@@ -409,14 +420,25 @@ mod tests {
             Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 1, chunks: 1, rows: vec![] }),
             Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 0, rows: vec![] }),
             Body::Changeset(Changeset { site, start: 5, version: 4, chunk: 0, chunks: 1, rows: vec![] }),
-            Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 1, rows: vec![row([8; 16], 1, 0)] }),
+            Body::Changeset(Changeset {
+                site,
+                start: 1,
+                version: 1,
+                chunk: 0,
+                chunks: 1,
+                rows: vec![row([8; 16], 1, 0)],
+            }),
             Body::Changeset(Changeset { site, start: 1, version: 1, chunk: 0, chunks: 1, rows: vec![row(site, 2, 0)] }),
             Body::CatchupResponse {
                 pages: vec![Page { site, start: 1, end: 2, rows: vec![row(site, 3, 0)] }],
                 more: false,
                 remaining_versions: 0,
             },
-            Body::CatchupResponse { pages: vec![Page { site, start: 0, end: 2, rows: vec![] }], more: false, remaining_versions: 0 },
+            Body::CatchupResponse {
+                pages: vec![Page { site, start: 0, end: 2, rows: vec![] }],
+                more: false,
+                remaining_versions: 0,
+            },
         ];
         for b in bad {
             let bytes = k.seal(&b).unwrap();
@@ -516,7 +538,14 @@ mod tests {
             prop::collection::vec(any::<u8>(), 0..8).prop_map(Val::Text),
             prop::collection::vec(any::<u8>(), 0..8).prop_map(Val::Blob),
         ];
-        (".{0,4}", prop::collection::vec(any::<u8>(), 0..6), ".{0,3}", val, any::<[i64; 5]>(), prop_oneof![Just([7u8; 16]), any::<[u8; 16]>()])
+        (
+            ".{0,4}",
+            prop::collection::vec(any::<u8>(), 0..6),
+            ".{0,3}",
+            val,
+            any::<[i64; 5]>(),
+            prop_oneof![Just([7u8; 16]), any::<[u8; 16]>()],
+        )
             .prop_map(|(table, pk, cid, val, n, site_id)| ChangeRow {
                 table,
                 pk,
@@ -534,11 +563,23 @@ mod tests {
     fn arb_body() -> impl Strategy<Value = Body> {
         let site = prop_oneof![Just([7u8; 16]), any::<[u8; 16]>()];
         prop_oneof![
-            (site.clone(), -2i64..8, -2i64..8, 0u32..5, 0u32..5, prop::collection::vec(arb_row(), 0..4))
-                .prop_map(|(site, start, version, chunk, chunks, rows)| Body::Changeset(Changeset { site, start, version, chunk, chunks, rows })),
+            (site.clone(), -2i64..8, -2i64..8, 0u32..5, 0u32..5, prop::collection::vec(arb_row(), 0..4)).prop_map(
+                |(site, start, version, chunk, chunks, rows)| Body::Changeset(Changeset {
+                    site,
+                    start,
+                    version,
+                    chunk,
+                    chunks,
+                    rows
+                })
+            ),
             (prop::collection::vec(any::<u8>(), 0..40), any::<u32>(), any::<u32>())
                 .prop_map(|(vector, max_rows, max_bytes)| Body::CatchupRequest { vector, max_rows, max_bytes }),
-            (prop::collection::vec((site, -2i64..8, -2i64..8, prop::collection::vec(arb_row(), 0..3)), 0..3), any::<bool>(), any::<u64>())
+            (
+                prop::collection::vec((site, -2i64..8, -2i64..8, prop::collection::vec(arb_row(), 0..3)), 0..3),
+                any::<bool>(),
+                any::<u64>()
+            )
                 .prop_map(|(pages, more, remaining_versions)| Body::CatchupResponse {
                     pages: pages.into_iter().map(|(site, start, end, rows)| Page { site, start, end, rows }).collect(),
                     more,

@@ -35,8 +35,11 @@ fn daemons_killed_at_random_moments_lose_nothing() {
     let dbs: Vec<PathBuf> = names.iter().map(|n| g.db(n)).collect();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> =
-        dbs.iter().enumerate().map(|(i, db)| writer(db.clone(), (i as i64 + 1) * 1_000_000, stop.clone(), rng.next())).collect();
+    let writers: Vec<_> = dbs
+        .iter()
+        .enumerate()
+        .map(|(i, db)| writer(db.clone(), (i as i64 + 1) * 1_000_000, stop.clone(), rng.next()))
+        .collect();
 
     // 1. Live sync: a random daemon is killed at a random moment and restarted a moment later.
     for k in 0..live_kills {
@@ -106,7 +109,8 @@ fn big_commit(db: &std::path::Path, first: i64, txs: i64) {
     for t in 0..txs {
         let tx = ca.unchecked_transaction().expect("tx");
         for i in 0..BIG_TX_ROWS {
-            tx.execute("INSERT INTO items(id, v) VALUES (?1, 'big')", [50_000_000 + first + t * BIG_TX_ROWS + i]).expect("insert");
+            tx.execute("INSERT INTO items(id, v) VALUES (?1, 'big')", [50_000_000 + first + t * BIG_TX_ROWS + i])
+                .expect("insert");
         }
         tx.commit().expect("commit");
     }
@@ -175,7 +179,11 @@ fn app_killed_mid_transaction_loses_no_committed_write() {
         let conn = app(&g.db("a"));
         for k in 0..=last + 1 {
             let n: i64 = conn
-                .query_row("SELECT count(*) FROM items WHERE id BETWEEN ?1 AND ?2", [base + k * 20, base + k * 20 + 19], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM items WHERE id BETWEEN ?1 AND ?2",
+                    [base + k * 20, base + k * 20 + 19],
+                    |r| r.get(0),
+                )
                 .expect("count");
             if k <= last {
                 assert_eq!(n, 20, "committed transaction {k} of round {round} is not whole: {n} rows");

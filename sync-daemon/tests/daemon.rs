@@ -35,7 +35,8 @@ fn two_peers_converge_on_live_writes() {
         ),
     )
     .expect("write config");
-    let b = Daemon::spawn("b", g.db("b"), g.dir.path(), vec!["run".into(), "--config".into(), cfg.display().to_string()]);
+    let b =
+        Daemon::spawn("b", g.db("b"), g.dir.path(), vec!["run".into(), "--config".into(), cfg.display().to_string()]);
     create_items(&g.db("b"));
     wait_until("a and b are connected", CONVERGE, || b.status()["peers"].as_array().is_some_and(|p| !p.is_empty()));
     let (ca, cb) = (app(&g.db("a")), app(&g.db("b")));
@@ -51,7 +52,9 @@ fn two_peers_converge_on_live_writes() {
     assert_eq!(changes(&ca), changes(&cb));
     // Live writes travel by gossip (catch-up is the safety net, not the path).
     // (The status file is rewritten every second: wait for it rather than read it once.)
-    wait_until("both sides report applied gossip", CONVERGE, || b.counter("gossip_applied") > 0 && a.counter("gossip_applied") > 0);
+    wait_until("both sides report applied gossip", CONVERGE, || {
+        b.counter("gossip_applied") > 0 && a.counter("gossip_applied") > 0
+    });
     assert_eq!(a.counter("gossip_rejected") + b.counter("gossip_rejected"), 0);
 
     // `wavesyncd status --json` shows the peer, the vector and the counters.
@@ -177,12 +180,18 @@ fn three_peers_writing_the_same_cells_converge() {
                             conn.execute("DELETE FROM items WHERE id = ?1", [id]).expect("delete");
                         }
                         8 => {
-                            conn.execute("INSERT OR IGNORE INTO items(id, v) VALUES (?1, ?2)", params![id, format!("{name}{k}")])
-                                .expect("reinsert");
+                            conn.execute(
+                                "INSERT OR IGNORE INTO items(id, v) VALUES (?1, ?2)",
+                                params![id, format!("{name}{k}")],
+                            )
+                            .expect("reinsert");
                         }
                         _ => {
-                            conn.execute("UPDATE items SET v = ?2, n = n + 1 WHERE id = ?1", params![id, format!("{name}{k}")])
-                                .expect("update");
+                            conn.execute(
+                                "UPDATE items SET v = ?2, n = n + 1 WHERE id = ?1",
+                                params![id, format!("{name}{k}")],
+                            )
+                            .expect("update");
                         }
                     }
                     std::thread::sleep(Duration::from_millis(3));
@@ -225,7 +234,9 @@ fn a_peer_with_the_wrong_key_gets_nothing_and_changes_nothing() {
     wait_until("a rejects m's catch-up requests", CONVERGE, || a.counter("catchup_rejected") >= 2);
     let m_id = m.peer_id();
     assert!(
-        a.status()["peers"].as_array().is_some_and(|ps| ps.iter().any(|p| p["peer_id"] == m_id.as_str() && p["connected"] == true)),
+        a.status()["peers"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["peer_id"] == m_id.as_str() && p["connected"] == true)),
         "m never connected to a"
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -363,13 +374,16 @@ fn local_commits_are_noticed_from_file_events() {
     let link = link_dir.join("a.db");
     std::os::unix::fs::symlink(g.db("a"), &link).expect("symlink");
     let slow = ["--safety-poll-ms", "600000", "--anti-entropy", "3600"];
-    let mut args: Vec<String> = vec!["run".into(), "--db".into(), link.display().to_string(), "--key-file".into(), g.key.display().to_string()];
+    let mut args: Vec<String> =
+        vec!["run".into(), "--db".into(), link.display().to_string(), "--key-file".into(), g.key.display().to_string()];
     args.extend(slow.iter().map(|s| s.to_string()));
     let a = Daemon::spawn("a", link.clone(), g.dir.path(), args);
     let b = g.start("b", &[&a], &slow);
     wait_until("a and b are connected", CONVERGE, || b.status()["peers"].as_array().is_some_and(|p| !p.is_empty()));
     let cb = app(&g.db("b"));
-    let seen = |id: i64| cb.query_row("SELECT count(*) FROM items WHERE id = ?1", [id], |r| r.get::<_, i64>(0)).expect("count") == 1;
+    let seen = |id: i64| {
+        cb.query_row("SELECT count(*) FROM items WHERE id = ?1", [id], |r| r.get::<_, i64>(0)).expect("count") == 1
+    };
     let quick = Duration::from_secs(10);
 
     let ca = app(&g.db("a"));

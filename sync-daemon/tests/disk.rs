@@ -50,8 +50,11 @@ fn write_rows(db: &Path, from: i64, txs: i64, per_tx: i64, val_len: usize) {
     for t in 0..txs {
         let tx = c.unchecked_transaction().expect("tx");
         for i in 0..per_tx {
-            tx.execute("INSERT INTO items(id, v) VALUES (?1, ?2)", rusqlite::params![from + t * per_tx + i, "x".repeat(val_len)])
-                .expect("insert");
+            tx.execute(
+                "INSERT INTO items(id, v) VALUES (?1, ?2)",
+                rusqlite::params![from + t * per_tx + i, "x".repeat(val_len)],
+            )
+            .expect("insert");
         }
         tx.commit().expect("commit");
     }
@@ -96,7 +99,17 @@ fn a_full_disk_is_reported_and_recovered_from() {
         "b",
         db_b.clone(),
         g.dir.path(),
-        vec!["run".into(), "--db".into(), db_b.display().to_string(), "--key-file".into(), g.key.display().to_string(), "--peer".into(), a.addr(), "--anti-entropy".into(), "2".into()],
+        vec![
+            "run".into(),
+            "--db".into(),
+            db_b.display().to_string(),
+            "--key-file".into(),
+            g.key.display().to_string(),
+            "--peer".into(),
+            a.addr(),
+            "--anti-entropy".into(),
+            "2".into(),
+        ],
     );
     wait_until("a and b are connected", CONVERGE, || {
         b.try_status().is_some_and(|s| s["peers"].as_array().is_some_and(|p| !p.is_empty()))
@@ -132,7 +145,15 @@ fn a_read_only_database_is_reported_and_synced_once_writable() {
     write_rows(&db_b, 1000, 1, 10, 10); // b has its own rows, written before the fault
     let a = g.start("a", &[], &[]);
     // b ran before (its identity file exists), then its filesystem became read-only.
-    let b_args = vec!["run".into(), "--db".into(), db_b.display().to_string(), "--key-file".into(), g.key.display().to_string(), "--peer".into(), a.addr()];
+    let b_args = vec![
+        "run".into(),
+        "--db".into(),
+        db_b.display().to_string(),
+        "--key-file".into(),
+        g.key.display().to_string(),
+        "--peer".into(),
+        a.addr(),
+    ];
     let mut b = Daemon::spawn("b", db_b.clone(), g.dir.path(), b_args.clone());
     wait_until("b has b's rows", CONVERGE, || count(&app(&g.db("a"))) == 10);
     b.stop();
@@ -149,8 +170,16 @@ fn a_read_only_database_is_reported_and_synced_once_writable() {
         .expect("run wavesyncd");
     let err = String::from_utf8_lossy(&out.stderr);
     // A clean, reported failure (exit status 1 and a message), not a crash by a signal.
-    assert_eq!(out.status.code(), Some(1), "the daemon did not fail cleanly on a read-only database: {:?} {err}", out.status);
-    assert!(err.contains("wavesyncd: ") && err.contains("is read-only"), "no clear error message on a read-only database: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the daemon did not fail cleanly on a read-only database: {:?} {err}",
+        out.status
+    );
+    assert!(
+        err.contains("wavesyncd: ") && err.contains("is read-only"),
+        "no clear error message on a read-only database: {err}"
+    );
     eprintln!("read-only: the daemon refused to start: {}", err.lines().last().unwrap_or_default());
     mnt.remount("rw");
     b.restart();

@@ -30,23 +30,41 @@ impl request_response::Codec for Raw {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
-    async fn read_request<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_request<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         let mut len = [0u8; 4];
         io.read_exact(&mut len).await?;
         let mut buf = vec![0u8; u32::from_be_bytes(len).min(1 << 22) as usize];
         io.read_exact(&mut buf).await?;
         Ok(buf)
     }
-    async fn read_response<T: futures::AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read_response<T: futures::AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         io.take(1 << 22).read_to_end(&mut buf).await?;
         Ok(buf)
     }
-    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, r: Vec<u8>) -> std::io::Result<()> {
+    async fn write_request<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Vec<u8>,
+    ) -> std::io::Result<()> {
         io.write_all(&r).await?;
         io.close().await
     }
-    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, r: Vec<u8>) -> std::io::Result<()> {
+    async fn write_response<T: futures::AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Vec<u8>,
+    ) -> std::io::Result<()> {
         io.write_all(&r).await?;
         io.close().await
     }
@@ -92,7 +110,8 @@ fn hostile_swarm() -> Swarm<Hostile> {
                 .build()
                 .expect("gossipsub config");
             Hostile {
-                gossipsub: gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg).expect("gossipsub"),
+                gossipsub: gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg)
+                    .expect("gossipsub"),
                 catchup: request_response::Behaviour::with_codec(
                     Raw,
                     [(StreamProtocol::new("/wavesync/catchup/1"), ProtocolSupport::Full)],
@@ -212,7 +231,8 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
     create_items(&g.db("b"));
     let a = g.start("a", &[], &["--anti-entropy", "1"]);
     let b = g.start("b", &[&a], &["--anti-entropy", "1"]);
-    let key: [u8; 32] = hex::decode(std::fs::read_to_string(&g.key).expect("key").trim()).expect("hex").try_into().expect("32 bytes");
+    let key: [u8; 32] =
+        hex::decode(std::fs::read_to_string(&g.key).expect("key").trim()).expect("hex").try_into().expect("32 bytes");
     let keys = GroupKeys::derive(&key);
     let wrong = GroupKeys::derive(&[0x66; 32]);
     let (site_a, site_b) = (site_of(&g.db("a")), site_of(&g.db("b")));

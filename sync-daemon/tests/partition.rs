@@ -120,7 +120,8 @@ fn remove_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name.strip_prefix("wsp").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name.strip_prefix("wsp").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -130,7 +131,12 @@ fn remove_stale() {
 }
 
 /// Starts an app writer on every replica; the base of replica `i` is `base(round, i)`.
-fn start_writers(dbs: &[PathBuf], round: usize, rng: &mut Rng, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<BTreeSet<i64>>> {
+fn start_writers(
+    dbs: &[PathBuf],
+    round: usize,
+    rng: &mut Rng,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<BTreeSet<i64>>> {
     dbs.iter().enumerate().map(|(i, db)| writer(db.clone(), base(round, i), stop.clone(), rng.next())).collect()
 }
 
@@ -141,7 +147,11 @@ fn base(round: usize, i: usize) -> i64 {
 /// Rows that node `from` wrote in `round` and that `db` holds.
 fn rows_from(db: &std::path::Path, round: usize, from: usize) -> i64 {
     app(db)
-        .query_row("SELECT count(*) FROM items WHERE id >= ?1 AND id < ?2", [base(round, from), base(round, from) + 1_000_000], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM items WHERE id >= ?1 AND id < ?2",
+            [base(round, from), base(round, from) + 1_000_000],
+            |r| r.get(0),
+        )
         .expect("count")
 }
 
@@ -166,7 +176,11 @@ fn partitions_heal_and_all_sides_converge() {
     for db in &dbs {
         create_items(db);
     }
-    let net = match if std::env::var_os("WAVESYNC_NO_NETNS").is_some() { Err("WAVESYNC_NO_NETNS is set".into()) } else { Net::new(nodes) } {
+    let net = match if std::env::var_os("WAVESYNC_NO_NETNS").is_some() {
+        Err("WAVESYNC_NO_NETNS is set".into())
+    } else {
+        Net::new(nodes)
+    } {
         Ok(net) => Some(net),
         Err(e) => {
             eprintln!(
@@ -193,19 +207,21 @@ fn partitions_heal_and_all_sides_converge() {
             Some(_) => format!("/ip4/{}/tcp/4001", Net::addr(i)),
             None => format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
         };
-        let mut args: Vec<String> = vec!["run".into(), "--db".into(), dbs[i].display().to_string(), "--key-file".into()];
+        let mut args: Vec<String> =
+            vec!["run".into(), "--db".into(), dbs[i].display().to_string(), "--key-file".into()];
         args.push(g.key.display().to_string());
         args.extend(["--listen".into(), listen, "--anti-entropy".into(), "2".into()]);
         for d in &daemons {
             args.extend(["--peer".into(), d.addr()]);
         }
         let d = match &net {
-            Some(net) => Daemon::spawn_wrapped(&names[i], dbs[i].clone(), g.dir.path(), args, vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                net.ns(i),
-            ]),
+            Some(net) => Daemon::spawn_wrapped(
+                &names[i],
+                dbs[i].clone(),
+                g.dir.path(),
+                args,
+                vec!["ip".into(), "netns".into(), "exec".into(), net.ns(i)],
+            ),
             None => Daemon::spawn(&names[i], dbs[i].clone(), g.dir.path(), args),
         };
         daemons.push(d);
@@ -258,9 +274,11 @@ fn partitions_heal_and_all_sides_converge() {
         stop.store(true, Ordering::Relaxed);
         let written: BTreeSet<i64> = ws.into_iter().flat_map(|w| w.join().expect("writer")).collect();
         committed.extend(written);
-        wait_until(&format!("all {nodes} replicas converge after partition {round} ({side:?} cut off)"), Duration::from_secs(120), || {
-            converged(&dbs, &committed)
-        });
+        wait_until(
+            &format!("all {nodes} replicas converge after partition {round} ({side:?} cut off)"),
+            Duration::from_secs(120),
+            || converged(&dbs, &committed),
+        );
         eprintln!("partition {round}: {side:?} cut off for {ms} ms, healed, {} rows, converged", committed.len());
     }
     check_all_present(&dbs, &committed);

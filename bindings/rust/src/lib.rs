@@ -128,9 +128,7 @@ fn library() -> Result<&'static Library> {
 }
 
 fn entry_point() -> Result<rusqlite::auto_extension::RawAutoExtension> {
-    library()?
-        .entry
-        .ok_or_else(|| Error::Library("auto-extensions need dlopen, which this platform lacks".into()))
+    library()?.entry.ok_or_else(|| Error::Library("auto-extensions need dlopen, which this platform lacks".into()))
 }
 
 fn materialize() -> Result<Library, String> {

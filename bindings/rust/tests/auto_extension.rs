@@ -16,9 +16,7 @@ fn auto_extension_loads_into_every_new_connection() {
     common::sync_scenario(&a, &b);
 
     // Extension loading itself stays disabled.
-    let err = a
-        .query_row("SELECT load_extension('/nonexistent')", [], |r| r.get::<_, Option<String>>(0))
-        .unwrap_err();
+    let err = a.query_row("SELECT load_extension('/nonexistent')", [], |r| r.get::<_, Option<String>>(0)).unwrap_err();
     assert!(err.to_string().contains("not authorized"), "{err}");
 
     assert!(wavesync::cancel_auto_extension());

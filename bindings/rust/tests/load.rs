@@ -48,9 +48,7 @@ fn extension_loading_is_off_after_load() {
     let conn = Connection::open_in_memory().unwrap();
     wavesync::load(&conn).unwrap();
     let path = wavesync::library_path().unwrap().to_str().unwrap().to_owned();
-    let err = conn
-        .query_row("SELECT load_extension(?1)", [path], |r| r.get::<_, Option<String>>(0))
-        .unwrap_err();
+    let err = conn.query_row("SELECT load_extension(?1)", [path], |r| r.get::<_, Option<String>>(0)).unwrap_err();
     assert!(err.to_string().contains("not authorized"), "{err}");
 }
 

@@ -341,16 +341,24 @@ fn main() {
     let args = parse_args();
     let dir = std::env::temp_dir().join(format!("wavesync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ours = Engine { name: "wavesync".into(), ext: ext_path(), entry: Some("sqlite3_wavesync_init"), prefix: "wavesync" };
+    let ours =
+        Engine { name: "wavesync".into(), ext: ext_path(), entry: Some("sqlite3_wavesync_init"), prefix: "wavesync" };
     let n = args.rows;
     eprintln!("wavesync-bench: {n} rows, median of {} runs, in {}", args.runs, dir.display());
 
     let mut engines = vec![ours];
     if let Some(p) = &args.compare_ext {
-        engines.push(Engine { name: p.file_name().unwrap().to_string_lossy().into(), ext: p.clone(), entry: None, prefix: "crsql" });
+        engines.push(Engine {
+            name: p.file_name().unwrap().to_string_lossy().into(),
+            ext: p.clone(),
+            entry: None,
+            prefix: "crsql",
+        });
     }
-    let mut kinds: Vec<(Kind, &Engine)> =
-        [Kind::Plain, Kind::Floor, Kind::LogFloor, Kind::ClockSql, Kind::ClockLogSql].iter().map(|k| (*k, &engines[0])).collect();
+    let mut kinds: Vec<(Kind, &Engine)> = [Kind::Plain, Kind::Floor, Kind::LogFloor, Kind::ClockSql, Kind::ClockLogSql]
+        .iter()
+        .map(|k| (*k, &engines[0]))
+        .collect();
     kinds.extend(engines.iter().map(|e| (Kind::Crr, e)));
     let mut series = measure(&dir, &kinds, n, args.runs).into_iter();
     let mut next = || series.next().unwrap();
@@ -358,12 +366,28 @@ fn main() {
     let mut report = String::new();
     let host = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     // Where the files live matters: on a disk the kernel's writeback of earlier runs slows
     // later ones, on tmpfs (TMPDIR=/dev/shm) only CPU work is left.
-    let fs = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(&dir).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&dir)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     report.push_str(&format!(
         "\n### {date} — {n} rows, median of {} runs\n\nMachine: {} cores, {host}. SQLite {} (rusqlite bundled), WAL, synchronous=NORMAL, files on {fs} ({}). \
          Each run measures every kind of table in turn; a ratio is the median of the runs' ratios, a time the median time.\n\n",
@@ -411,7 +435,10 @@ fn main() {
             fmt_secs(crr.median("read all changes (since 0)")),
             rate("read all changes (since 0)")
         ));
-        report.push_str(&format!("| read changes since a recent version | | | | | | {} | |\n", fmt_secs(crr.median("read changes since a recent version"))));
+        report.push_str(&format!(
+            "| read changes since a recent version | | | | | | {} | |\n",
+            fmt_secs(crr.median("read changes since a recent version"))
+        ));
         report.push_str(&format!(
             "| merge {total:.0} changes into an empty replica | | | | | | {} | {:.0} changes/s |\n",
             fmt_secs(crr.median("merge all changes into an empty replica")),
@@ -424,7 +451,8 @@ fn main() {
         ));
         let alter = "begin_alter + ADD COLUMN + commit_alter";
         let plain_alter = "ADD COLUMN (plain)";
-        let alter_ratio = median(&mut crr.runs(alter).zip(plain.runs(plain_alter)).map(|(a, b)| a / b).collect::<Vec<_>>());
+        let alter_ratio =
+            median(&mut crr.runs(alter).zip(plain.runs(plain_alter)).map(|(a, b)| a / b).collect::<Vec<_>>());
         report.push_str(&format!(
             "| add a column to a {n}-row table | {} | | | | | {} | {:.2}x |\n\n",
             fmt_secs(plain.median(plain_alter)),
@@ -438,7 +466,9 @@ fn main() {
         // `make bench-daemon` if the file has one, else at the end of the file.
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let new = match text.find("\n## Daemon\n") {
-            Some(at) => format!("{}\n{}\n{}", text[..at].trim_end_matches('\n'), report.trim_end_matches('\n'), &text[at..]),
+            Some(at) => {
+                format!("{}\n{}\n{}", text[..at].trim_end_matches('\n'), report.trim_end_matches('\n'), &text[at..])
+            }
             None => format!("{text}{report}"),
         };
         std::fs::write(&path, new).unwrap();

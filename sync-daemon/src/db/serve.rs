@@ -177,7 +177,8 @@ impl Server {
     pub fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
         self.expire_backlogs();
         let mut runs: Vec<(Vec<u8>, i64, i64)> = {
-            let mut stmt = self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
+            let mut stmt =
+                self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
             let rows = stmt.query_map([vector], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>().context("wavesync_missing rejected the peer's vector")?
         };
@@ -188,7 +189,8 @@ impl Server {
         let mut fill = Fill { pages: Vec::new(), rows: 0, bytes: 0, max_rows, max_bytes, full: false };
         let mut remaining_versions = 0u64;
         for (site, start, end) in runs {
-            let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_missing returned a site id that is not 16 bytes"))?;
+            let site: SiteId =
+                site.try_into().map_err(|_| anyhow!("wavesync_missing returned a site id that is not 16 bytes"))?;
             // A run from version 1 (a replica the requester never heard from) walks every
             // clock row: once this response holds rows, they go first and the run waits for
             // the next request.
@@ -259,7 +261,8 @@ impl Server {
         self.conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS wavesyncd_backlog (id INTEGER PRIMARY KEY, \"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)",
         )?;
-        let first_id: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM temp.wavesyncd_backlog", [], |r| r.get(0))?;
+        let first_id: i64 =
+            self.conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM temp.wavesyncd_backlog", [], |r| r.get(0))?;
         let held = match self.read_ahead(site, lo, held, cap, first_id) {
             Ok(held) => held,
             Err(e) => {
@@ -268,11 +271,21 @@ impl Server {
                 return Err(e);
             }
         };
-        let last_id: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) FROM temp.wavesyncd_backlog", [], |r| r.get(0))?;
+        let last_id: i64 =
+            self.conn.query_row("SELECT coalesce(max(id), 0) FROM temp.wavesyncd_backlog", [], |r| r.get(0))?;
         let rows = (last_id - first_id + 1).max(0);
         debug!(site = %hex::encode(site), lo, held, rows, ms = began.elapsed().as_millis() as u64, "catch-up backlog read");
         let rows_per_version = (rows as f64 / (held - lo + 1) as f64).max(0.01);
-        self.backlogs.push(Backlog { site, next: lo, held, first_id, next_id: first_id, last_id, used: Instant::now(), rows_per_version });
+        self.backlogs.push(Backlog {
+            site,
+            next: lo,
+            held,
+            first_id,
+            next_id: first_id,
+            last_id,
+            used: Instant::now(),
+            rows_per_version,
+        });
         Ok(self.backlogs.len() - 1)
     }
 
@@ -293,9 +306,15 @@ impl Server {
         };
         let n = read(held, cap)?;
         if n as i64 == cap {
-            let top: i64 =
-                self.conn.query_row("SELECT max(origin_version) FROM temp.wavesyncd_backlog WHERE id >= ?1", [first_id], |r| r.get(0))?;
-            self.conn.execute("DELETE FROM temp.wavesyncd_backlog WHERE id >= ?1 AND origin_version = ?2", params![first_id, top])?;
+            let top: i64 = self.conn.query_row(
+                "SELECT max(origin_version) FROM temp.wavesyncd_backlog WHERE id >= ?1",
+                [first_id],
+                |r| r.get(0),
+            )?;
+            self.conn.execute(
+                "DELETE FROM temp.wavesyncd_backlog WHERE id >= ?1 AND origin_version = ?2",
+                params![first_id, top],
+            )?;
             if top > lo {
                 held = top - 1;
             } else {
@@ -315,7 +334,10 @@ impl Server {
         ))?;
         let mut rows = stmt.query(params![b.next_id, b.last_id, end])?;
         let mut stream = std::iter::from_fn(|| {
-            rows.next().map_err(anyhow::Error::from).and_then(|r| r.map(|r| Ok((r.get::<_, i64>(10)?, read_row(r)?))).transpose()).transpose()
+            rows.next()
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r.map(|r| Ok((r.get::<_, i64>(10)?, read_row(r)?))).transpose())
+                .transpose()
         });
         let stop = cut(fill, page, &mut stream)?;
         drop(stream);
@@ -341,7 +363,8 @@ impl Server {
         if self.backlogs[i].is_empty() {
             // Served: only the mark of where it stopped stays.
             let b = &mut self.backlogs[i];
-            self.conn.execute("DELETE FROM temp.wavesyncd_backlog WHERE id BETWEEN ?1 AND ?2", [b.first_id, b.last_id])?;
+            self.conn
+                .execute("DELETE FROM temp.wavesyncd_backlog WHERE id BETWEEN ?1 AND ?2", [b.first_id, b.last_id])?;
             b.first_id = b.last_id + 1;
             b.next_id = b.first_id;
         }
@@ -371,7 +394,10 @@ impl Server {
     fn drop_backlog(&mut self, i: usize) {
         let b = self.backlogs.remove(i);
         if b.first_id <= b.last_id {
-            if let Err(e) = self.conn.execute("DELETE FROM temp.wavesyncd_backlog WHERE id BETWEEN ?1 AND ?2", [b.first_id, b.last_id]) {
+            if let Err(e) = self
+                .conn
+                .execute("DELETE FROM temp.wavesyncd_backlog WHERE id BETWEEN ?1 AND ?2", [b.first_id, b.last_id])
+            {
                 debug!("cannot empty a catch-up backlog: {e}");
             }
         }
@@ -388,7 +414,9 @@ mod tests {
 
     fn open(dir: &Path, name: &str) -> Db {
         let db = Db::open(&config(dir, name), Arc::new(Counters::default())).expect("open");
-        db.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); SELECT wavesync_as_crr('t');").unwrap();
+        db.conn
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); SELECT wavesync_as_crr('t');")
+            .unwrap();
         db
     }
 
@@ -433,14 +461,24 @@ mod tests {
             let mut last = (p.start, -1);
             for r in &p.rows {
                 assert_eq!(r.site_id, p.site);
-                assert!(p.start <= r.origin_version && r.origin_version <= p.end, "row of version {} in page {}..={}", r.origin_version, p.start, p.end);
+                assert!(
+                    p.start <= r.origin_version && r.origin_version <= p.end,
+                    "row of version {} in page {}..={}",
+                    r.origin_version,
+                    p.start,
+                    p.end
+                );
                 assert!((r.origin_version, r.seq) > last, "rows out of order");
                 last = (r.origin_version, r.seq);
             }
             to.apply_page(p).unwrap();
         }
         // Over the budget only with one version alone.
-        assert!(rows <= max_rows || served.pages.iter().map(|p| p.end - p.start).sum::<i64>() == 0 || served.pages.len() == 1);
+        assert!(
+            rows <= max_rows
+                || served.pages.iter().map(|p| p.end - p.start).sum::<i64>() == 0
+                || served.pages.len() == 1
+        );
         served.more
     }
 
@@ -475,7 +513,10 @@ mod tests {
                 let v = 100;
                 let rows = a
                     .conn
-                    .prepare(&format!("SELECT {} FROM wavesync_changes WHERE site_id = ?1 AND origin_version = ?2", super::CHANGE_COLS))
+                    .prepare(&format!(
+                        "SELECT {} FROM wavesync_changes WHERE site_id = ?1 AND origin_version = ?2",
+                        super::CHANGE_COLS
+                    ))
                     .unwrap()
                     .query_map(rusqlite::params![a.site().as_slice(), v], |r| Ok(super::read_row(r).unwrap()))
                     .unwrap()
@@ -512,8 +553,14 @@ mod tests {
         write(&a, 20, 2, 3);
         let served = serve_a.serve(&b.vector().unwrap(), 100, 1 << 20).unwrap();
         assert!(served.more, "x's versions are left for the next request");
-        assert!(!served.pages.is_empty() && served.pages.iter().all(|p| p.site == a.site()), "only a's new versions come first");
-        assert_eq!(served.remaining_versions, x.conn.query_row("SELECT wavesync_db_version()", [], |r| r.get::<_, i64>(0)).unwrap() as u64);
+        assert!(
+            !served.pages.is_empty() && served.pages.iter().all(|p| p.site == a.site()),
+            "only a's new versions come first"
+        );
+        assert_eq!(
+            served.remaining_versions,
+            x.conn.query_row("SELECT wavesync_db_version()", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+        );
         for p in &served.pages {
             b.apply_page(p).unwrap();
         }

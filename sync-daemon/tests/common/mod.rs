@@ -3,9 +3,9 @@
 
 use rusqlite::{Connection, LoadExtensionGuard};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +91,8 @@ pub struct Rng(pub u64);
 impl Rng {
     pub fn from_env(test: &str) -> Rng {
         let seed = std::env::var("WAVESYNC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+                | 1
         });
         eprintln!("{test}: seed {seed} (replay with WAVESYNC_SEED={seed})");
         Rng(seed.max(1))
@@ -152,13 +153,8 @@ impl Group {
 
     pub fn start_with_key(&self, name: &str, key: &Path, peers: &[&Daemon], extra: &[&str]) -> Daemon {
         let db = self.db(name);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--db".into(),
-            db.display().to_string(),
-            "--key-file".into(),
-            key.display().to_string(),
-        ];
+        let mut args: Vec<String> =
+            vec!["run".into(), "--db".into(), db.display().to_string(), "--key-file".into(), key.display().to_string()];
         for p in peers {
             args.push("--peer".into());
             args.push(p.addr());
@@ -199,15 +195,32 @@ impl Daemon {
             args.extend(["--ext".into(), ext_path().display().to_string()]);
         }
         let log = dir.join(format!("{name}.log"));
-        let mut d =
-            Daemon { name: name.into(), db, child: None, log, args, dir: dir.to_path_buf(), addr: String::new(), wrapper: Vec::new() };
+        let mut d = Daemon {
+            name: name.into(),
+            db,
+            child: None,
+            log,
+            args,
+            dir: dir.to_path_buf(),
+            addr: String::new(),
+            wrapper: Vec::new(),
+        };
         d.launch();
         d
     }
 
     /// Like `spawn`, run under `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
     pub fn spawn_wrapped(name: &str, db: PathBuf, dir: &Path, args: Vec<String>, wrapper: Vec<String>) -> Daemon {
-        let mut d = Daemon { name: name.into(), db, child: None, log: dir.join(format!("{name}.log")), args, dir: dir.to_path_buf(), addr: String::new(), wrapper };
+        let mut d = Daemon {
+            name: name.into(),
+            db,
+            child: None,
+            log: dir.join(format!("{name}.log")),
+            args,
+            dir: dir.to_path_buf(),
+            addr: String::new(),
+            wrapper,
+        };
         if !d.args.iter().any(|a| a == "--listen") {
             d.args.extend(["--listen".into(), "/ip4/127.0.0.1/tcp/0".into()]);
         }
@@ -250,7 +263,11 @@ impl Daemon {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(code)) = c.try_wait() {
-                    panic!("{} exited early with {code}:\n{}", self.name, std::fs::read_to_string(&self.log).unwrap_or_default());
+                    panic!(
+                        "{} exited early with {code}:\n{}",
+                        self.name,
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
                 }
             }
             false
@@ -414,4 +431,3 @@ pub fn check_all_present(dbs: &[PathBuf], committed: &BTreeSet<i64>) {
         assert_eq!(integrity(db), "ok", "{}", db.display());
     }
 }
-
