@@ -18,12 +18,11 @@
 //! effective observed set is the union of the kept deletes'. `cl` is 1 while a tag
 //! survives, else 2.
 
+use crate::change::{exec, silenced, stored_version, Change};
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
-use crate::merge::Change;
-use crate::merge::{exec, silenced};
-use crate::schema::TableInfo;
 use crate::state::{SiteId, State};
+use crate::tableinfo::TableInfo;
 use crate::value::Val;
 use crate::varint;
 use rusqlite::params_from_iter;
@@ -287,7 +286,7 @@ pub fn merge(
     site: i64,
 ) -> Result<()> {
     let origin_version = ch.origin_version.unwrap_or(ch.db_version);
-    let mut rc = st.get_clock(t, &ch.pk)?.unwrap_or(RowClock { cl: 2, cells: Vec::new() });
+    let mut rc = st.get_clock(t, ch.pk)?.unwrap_or(RowClock { cl: 2, cells: Vec::new() });
     let was_live = live(&rc);
     let mut ds = deletes(st, &rc)?;
 
@@ -308,7 +307,7 @@ pub fn merge(
         if !wins {
             return Ok(());
         }
-        let dbv = crate::merge::stored_version(st, ch)?;
+        let dbv = stored_version(st, ch)?;
         rc.set(cid, Cell { col_version: ch.col_version, db_version: dbv, site, origin_version, seq: ch.seq });
         set_cl(&mut rc);
         silenced(sync, || {
@@ -324,7 +323,7 @@ pub fn merge(
             }
             Ok(())
         })?;
-        st.put_clock(t, &ch.pk, &rc)?;
+        st.put_clock(t, ch.pk, &rc)?;
         st.rows_impacted += 1;
         return Ok(());
     }
@@ -353,7 +352,7 @@ pub fn merge(
     if ds.iter().any(|d| d.key() == incoming.key() || d.supersedes(&incoming)) {
         return Ok(());
     }
-    let dbv = crate::merge::stored_version(st, ch)?;
+    let dbv = stored_version(st, ch)?;
     let mut incoming = incoming;
     incoming.meta.db_version = dbv;
     ds.retain(|d| !incoming.supersedes(d));
@@ -364,7 +363,7 @@ pub fn merge(
     if removed || (was_live && !live(&rc)) {
         rebuild_base(st, sync, t, pk, &rc)?;
     }
-    st.put_clock(t, &ch.pk, &rc)?;
+    st.put_clock(t, ch.pk, &rc)?;
     st.rows_impacted += 1;
     Ok(())
 }

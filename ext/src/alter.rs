@@ -6,11 +6,13 @@
 //! column gets a fresh one, a dropped column's id is retired (recorded as kind 'dropped'
 //! in wavesync_columns) and its cells are pruned. A changed primary key re-keys every row.
 
+use crate::change::Change;
 use crate::clock::Cell;
 use crate::error::{fail, ident, Result};
-use crate::merge::{merge, Change};
-use crate::schema::{self, Status, TableInfo};
+use crate::merge::merge;
+use crate::schema;
 use crate::state::{SiteId, State};
+use crate::tableinfo::{Status, TableInfo};
 use rusqlite::params;
 use std::sync::atomic::AtomicBool;
 

@@ -8,11 +8,12 @@
 //! changes) walk the clock table's db_version index, and the rest are checked before a row
 //! leaves the cursor.
 
+use crate::change::Change;
 use crate::clock::{CellFilter, RowClock, MAX_VERSION, SENTINEL};
 use crate::error::{fail, guard, Result};
-use crate::merge::{merge, Change};
-use crate::schema::TableInfo;
+use crate::merge::merge;
 use crate::state::{Shared, SiteId, State};
+use crate::tableinfo::{Status, TableInfo};
 use crate::value::Val;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::vtab::{
@@ -491,7 +492,7 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
             // This replica's own changes have origin_version = db_version.
             (C_ORIGIN_VERSION, _, Val::Int(x)) if local_only => narrow(&mut lo, &mut hi, *op, *x),
             // Any origin: a cell's db_version is at least its origin version
-            // (merge::stored_version), so a lower bound holds for db_version too. Cells are
+            // (change::stored_version), so a lower bound holds for db_version too. Cells are
             // still checked against the constraint itself.
             (C_ORIGIN_VERSION, Op::Eq | Op::Is | Op::Gt | Op::Ge, Val::Int(x)) => {
                 let mut no_upper_bound = i64::MAX;
@@ -526,7 +527,7 @@ fn plan(st: &mut State, cons: &[(usize, Op, Val)]) -> Result<(Vec<Arc<TableInfo>
     if impossible {
         tables.clear();
     }
-    tables.retain(|t| t.status != crate::schema::Status::Dropped);
+    tables.retain(|t| t.status != Status::Dropped);
     for t in &tables {
         t.check_usable()?;
     }

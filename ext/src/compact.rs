@@ -14,11 +14,12 @@
 //! applied, so an old copy of a deleted row cannot come back without its tombstone.
 
 use crate::addwins;
+use crate::change::{exec, silenced};
 use crate::clock::{RowClock, SENTINEL};
 use crate::error::{fail, ident, Result};
-use crate::merge::{exec, silenced};
-use crate::schema::{self, DeletePolicy, Status};
+use crate::schema;
 use crate::state::{SiteId, State};
+use crate::tableinfo::{DeletePolicy, Status};
 use crate::vector::{self, Vector};
 use rusqlite::OptionalExtension;
 use std::sync::atomic::AtomicBool;

@@ -352,7 +352,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     })?;
 
     let sh = shared.clone();
-    db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| Ok(sh.lock()?.next_db_version(0)?))?;
+    db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_fresh_clock", 1, trig, move |ctx| {
@@ -406,14 +406,14 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     Ok(())
 }
 
-fn triggers_mismatch(t: &crate::schema::TableInfo) -> rusqlite::Error {
+fn triggers_mismatch(t: &crate::tableinfo::TableInfo) -> rusqlite::Error {
     fail(format!(
         "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
         t.name
     ))
 }
 
-fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::schema::TableInfo>> {
+fn table_for(st: &mut crate::state::State, ctx: &Context<'_>) -> Result<Arc<crate::tableinfo::TableInfo>> {
     // Borrowed, not copied: triggers call this for every row they record.
     let ValueRef::Text(name) = ctx.get_raw(0) else {
         return Err(fail("wavesync trigger: argument 1 must be text"));

@@ -7,6 +7,7 @@
 pub mod addwins;
 pub mod affinity;
 pub mod alter;
+pub mod change;
 pub mod changes;
 pub mod clock;
 pub mod compact;
@@ -20,6 +21,7 @@ pub mod pack;
 pub mod schema;
 pub mod state;
 pub mod stmts;
+pub mod tableinfo;
 pub mod value;
 pub mod varint;
 pub mod vector;

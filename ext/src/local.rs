@@ -8,8 +8,8 @@
 use crate::addwins;
 use crate::clock::{self, Cell, RowClock, SENTINEL};
 use crate::error::Result;
-use crate::schema::{DeletePolicy, TableInfo};
 use crate::state::State;
+use crate::tableinfo::{DeletePolicy, TableInfo};
 
 fn local_cell(st: &mut State, col_version: i64, dbv: i64) -> Result<Cell> {
     let seq = st.next_seq()?;

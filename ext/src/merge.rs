@@ -10,48 +10,17 @@
 //! at local db_version max(next, incoming db_version, origin version) (`stored_version`),
 //! and counts as an impacted row.
 
+use crate::change::{exec, silenced, stored_version, Change};
 use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, Result};
 use crate::pack;
-use crate::schema::{DeletePolicy, Status, TableInfo};
-use crate::state::{SiteId, State};
+use crate::state::State;
+use crate::tableinfo::{DeletePolicy, Status, TableInfo};
 use crate::value::{compare, Val};
 use crate::vector;
-use rusqlite::params_from_iter;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-
-/// One change, borrowed from the inserted row (no copies on the merge path).
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    pub table: &'a str,
-    pub pk: &'a [u8],
-    pub cid: &'a str,
-    pub val: ValueRef<'a>,
-    pub col_version: i64,
-    pub db_version: i64,
-    pub site_id: SiteId,
-    pub cl: i64,
-    pub seq: i64,
-    /// The origin's own db_version for this write; None when the writer did not say
-    /// (cr-sqlite style 9-column inserts), in which case the vector is left alone.
-    pub origin_version: Option<i64>,
-}
-
-/// Runs base-table writes with the triggers silenced, so merged rows are not recorded
-/// again as local writes.
-pub(crate) fn silenced<T>(sync: &AtomicBool, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let was = sync.swap(true, AtomicOrdering::AcqRel);
-    let r = f();
-    sync.store(was, AtomicOrdering::Release);
-    r
-}
-
-/// Runs a kept statement; the number of rows it changed.
-pub(crate) fn exec<T: rusqlite::ToSql>(st: &State, sql: &str, vals: impl Iterator<Item = T>) -> Result<usize> {
-    st.stmt(sql)?.execute(params_from_iter(vals))
-}
+use std::sync::atomic::AtomicBool;
 
 /// Writes one column of a row, creating the row if needed. When the row should exist (its
 /// clock is live) a plain UPDATE goes first: cheaper than the upsert's conflict path.
@@ -349,12 +318,4 @@ fn keep_pending(st: &mut State, ch: &Change<'_>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The local db_version a merged cell is stored at: the transaction's, raised (Lamport) to
-/// the change's db_version and origin version. So every cell's db_version is at least its
-/// origin version, and a read of an origin's versions from `v` on may walk the db_version
-/// index from `v` whatever the origin (changes.rs).
-pub fn stored_version(st: &mut State, ch: &Change<'_>) -> Result<i64> {
-    st.next_db_version(ch.db_version.max(ch.origin_version.unwrap_or(0)))
 }

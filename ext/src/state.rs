@@ -8,7 +8,7 @@
 
 use crate::clock::RowClock;
 use crate::error::{fail, ident, Result};
-use crate::schema::TableInfo;
+use crate::tableinfo::TableInfo;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 // foldhash: these maps are looked up on every change a merge applies (SipHash was 3% of it).
 use foldhash::{HashMap, HashMapExt, HashSet};
