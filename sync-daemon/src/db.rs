@@ -9,7 +9,7 @@
 //! together, or one catch-up page), and a busy database is retried with backoff instead of
 //! failing.
 
-use crate::status::Counters;
+use crate::metrics::Counters;
 use crate::wire::{ChangeRow, Page, Val, CHUNK_TARGET_BYTES};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::Receiver;
@@ -599,7 +599,7 @@ fn retry_busy<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::Counters;
+    use crate::metrics::Counters;
 
     fn ext() -> PathBuf {
         std::env::var_os("WAVESYNC_EXT")

@@ -7,6 +7,7 @@
 mod cli;
 mod config;
 mod db;
+mod metrics;
 mod net;
 mod status;
 mod wire;

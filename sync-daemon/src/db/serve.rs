@@ -340,7 +340,6 @@ impl Server {
                 .transpose()
         });
         let stop = cut(fill, page, &mut stream)?;
-        drop(stream);
         drop(rows);
         drop(stmt);
         b.used = Instant::now();
@@ -408,7 +407,7 @@ impl Server {
 mod tests {
     use super::super::{Db, DbConfig};
     use super::Server;
-    use crate::status::Counters;
+    use crate::metrics::Counters;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
