@@ -82,12 +82,15 @@ impl Column {
         if self.rowid && !matches!(out, Val::Int(_)) {
             return Err(format!("{} is not an integer (the column is an INTEGER PRIMARY KEY)", describe(v)));
         }
-        let fits = match (self.strict, &out) {
-            (None, _) | (_, Val::Null) => true,
-            (Some(Affinity::Integer), Val::Int(_)) | (Some(Affinity::Real), Val::Real(_)) => true,
-            (Some(Affinity::Text), Val::Text(_)) | (Some(Affinity::Blob), Val::Blob(_)) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (self.strict, &out),
+            (None, _)
+                | (_, Val::Null)
+                | (Some(Affinity::Integer), Val::Int(_))
+                | (Some(Affinity::Real), Val::Real(_))
+                | (Some(Affinity::Text), Val::Text(_))
+                | (Some(Affinity::Blob), Val::Blob(_))
+        );
         if !fits {
             let class = match self.strict {
                 Some(Affinity::Integer) => "INTEGER",

@@ -315,6 +315,6 @@ mod tests {
         bad.push(0);
         assert!(decode(&bad).is_err());
         assert!(decode(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
-        assert_eq!(to_json(&v).len() > 10, true);
+        assert!(to_json(&v).len() > 10);
     }
 }

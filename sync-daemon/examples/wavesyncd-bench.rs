@@ -548,7 +548,7 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
         create_wide(&g.db(n), "tp");
     }
     let a = g.start("a", &[], &[]);
-    let mut b = g.start("b", &[a.addr.clone()], &[]);
+    let mut b = g.start("b", std::slice::from_ref(&a.addr), &[]);
     let (ca, cb) = (app(&g.db("a")), app(&g.db("b")));
     // Warm-up: the first row proves the pair is connected and subscribed.
     ca.execute("INSERT INTO lat(id, v) VALUES (0, 'warm-up')", []).expect("insert");
@@ -790,7 +790,7 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     let a = g.start("a", &[], &[]);
     let cb = app(&g.db("b"));
     let bytes0 = sent_total(&[a.pid()]).unwrap_or(0);
-    let mut b = g.start("b", &[a.addr.clone()], &[]);
+    let mut b = g.start("b", std::slice::from_ref(&a.addr), &[]);
     let perf = perf_start(&args.perf, "catchup", &[&a, &b]);
     let t0 = b.spawned;
     let mut first_row: Option<f64> = None;
@@ -864,7 +864,7 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     create_wide(&g.db("c"), "cu");
     let cc = app(&g.db("c"));
     let ca = app(&g.db("a"));
-    let mut c = g.start("c", &[a.addr.clone()], &[]);
+    let mut c = g.start("c", std::slice::from_ref(&a.addr), &[]);
     let t0 = c.spawned;
     let mut lat = Vec::new();
     let mut lost = 0;
@@ -1050,7 +1050,7 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
                         .expect("insert");
                     }
                     // Some updates of other peers' warm-up rows: concurrent writes to the same cells.
-                    if k % 10 == 0 {
+                    if k.is_multiple_of(10) {
                         tx.execute("UPDATE cl SET n = n + 1 WHERE id = ?1", [-(((i + 1) % 10) as i64) - 1])
                             .expect("update");
                     }
