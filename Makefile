@@ -1,7 +1,11 @@
 # wavesync — build, test and demo.
 #
 #   make            build dist/wavesync.so (the extension) and dist/wavesyncd (the daemon)
-#   make test       install what is missing, build, run every test suite (bindings included)
+#   make check      the gate before a commit: rustfmt and clippy (-D warnings) for each package,
+#                   the module graph (no cycles), the extension's unit tests and the sqlite3-CLI
+#                   cases (under two minutes after a build)
+#   make test       install what is missing, build, make check's lints, then every test suite
+#                   (bindings included; the first two suites are make check's)
 #   make test-bindings   only the Python, Node and Rust binding suites (bindings/tasks.sh)
 #   make test-reliability  the long reliability run of docs/RELIABILITY.md (WAVESYNC_LONG=1)
 #   make wheel      build the Python wheel into dist/ (bindings/python)
@@ -43,7 +47,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
+.PHONY: all build ext daemon deps lint check sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
 
 all: build
 
@@ -87,7 +91,21 @@ venv:
 	  $(VENV)/bin/pip install -q --disable-pip-version-check pysqlite3-binary pytest; \
 	fi
 
-test: deps build
+# Each package is linted in its own cargo invocation, as it is built (see above).
+PACKAGES := wavesync-ext wavesyncd wavesync-sql-tests wavesync
+lint: ext
+	@for p in $(PACKAGES); do $(CARGO_RUN) fmt -p $$p --check || exit 1; done
+	@for p in $(PACKAGES); do \
+	  echo "clippy: $$p"; \
+	  WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" $(CARGO_RUN) clippy --release -q -p $$p --all-targets -- -D warnings || exit 1; \
+	done
+	@$(PYTHON) .ci/module-graph.py ext/src sync-daemon/src
+
+check: deps ext lint
+	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" SUITES=check \
+	  sql-tests/test-all.sh
+
+test: deps build lint
 	@WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" VENV="$(VENV)" CARGO_RUN="$(CARGO_RUN)" \
 	  sql-tests/test-all.sh
 

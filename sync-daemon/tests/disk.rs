@@ -3,7 +3,7 @@
 //! fault, retries, and loses nothing: once the fault is gone the replicas converge.
 //!
 //! The tmpfs tests need mount privileges; without them they say so and skip (they do not
-//! fail). A database that becomes read-only *while the daemon has it open* cannot be made
+//! fail; `common::skip` has sql-tests/test-all.sh count them as skipped, not passed). A database that becomes read-only *while the daemon has it open* cannot be made
 //! here: Linux refuses to remount a filesystem read-only while a file on it is open for
 //! writing (EBUSY), so the read-only case is a daemon started on a read-only filesystem.
 
@@ -87,7 +87,10 @@ fn a_full_disk_is_reported_and_recovered_from() {
     let mnt = match Tmpfs::mount(&g.dir.path().join("small"), "1536k") {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("SKIPPED (not shown here): cannot mount a small tmpfs to fill ({e}); needs CAP_SYS_ADMIN");
+            skip(
+                "a_full_disk_is_reported_and_recovered_from",
+                &format!("cannot mount a small tmpfs to fill ({e}); needs CAP_SYS_ADMIN"),
+            );
             return;
         }
     };
@@ -135,7 +138,10 @@ fn a_read_only_database_is_reported_and_synced_once_writable() {
     let mnt = match Tmpfs::mount(&g.dir.path().join("ro"), "64m") {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("SKIPPED (not shown here): cannot mount a tmpfs to make read-only ({e}); needs CAP_SYS_ADMIN");
+            skip(
+                "a_read_only_database_is_reported_and_synced_once_writable",
+                &format!("cannot mount a tmpfs to make read-only ({e}); needs CAP_SYS_ADMIN"),
+            );
             return;
         }
     };

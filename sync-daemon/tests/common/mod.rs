@@ -118,6 +118,19 @@ pub fn long_run() -> bool {
     std::env::var("WAVESYNC_LONG").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Reports that test `name` could not run here and why. The line goes to stderr and, for
+/// `sql-tests/test-all.sh` (which counts such a test as skipped, not passed), to the file
+/// `$WAVESYNC_SKIPPED` names.
+pub fn skip(name: &str, reason: &str) {
+    eprintln!("SKIPPED {name}: {reason}");
+    if let Some(path) = std::env::var_os("WAVESYNC_SKIPPED") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{name}: {reason}");
+        }
+    }
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
