@@ -11,16 +11,17 @@
 use crate::change::Change;
 use crate::clock::{CellFilter, RowClock, MAX_VERSION, SENTINEL};
 use crate::error::{fail, guard, Result};
+use crate::ffi::{with_savepoints, CursorMethods, Table, TableMethods};
 use crate::merge::merge;
 use crate::state::{Shared, SiteId, State};
 use crate::tableinfo::{Status, TableInfo};
 use crate::value::Val;
+use rusqlite::params;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::vtab::{
-    sqlite3_vtab, sqlite3_vtab_cursor, update_module_with_tx, Context, CreateVTab, Filters, IndexConstraintOp,
-    IndexInfo, Inserts, Module, TransactionVTab, UpdateVTab, Updates, VTab, VTabConnection, VTabCursor, VTabKind,
+    update_module_with_tx, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, Inserts, Module,
+    TransactionVTab, UpdateVTab, Updates, VTabKind,
 };
-use rusqlite::{ffi, params};
 use std::collections::{BinaryHeap, VecDeque};
 use std::os::raw::c_int;
 use std::sync::{Arc, OnceLock};
@@ -88,9 +89,7 @@ impl Op {
     }
 }
 
-#[repr(C)]
 pub struct ChangesTab {
-    base: sqlite3_vtab,
     shared: Arc<Shared>,
 }
 
@@ -104,13 +103,13 @@ impl Drop for ChangesTab {
     }
 }
 
-unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
+impl TableMethods for ChangesTab {
     type Aux = Arc<Shared>;
     type Cursor = ChangesCursor;
 
-    fn connect(_db: &mut VTabConnection, aux: Option<&Arc<Shared>>, _args: &[&[u8]]) -> Result<(String, Self)> {
+    fn connect(aux: Option<&Arc<Shared>>) -> Result<(String, Self)> {
         let shared = aux.ok_or_else(|| fail("wavesync_changes: module registered without state"))?.clone();
-        Ok((SCHEMA.to_string(), ChangesTab { base: sqlite3_vtab::default(), shared }))
+        Ok((SCHEMA.to_string(), ChangesTab { shared }))
     }
 
     fn best_index(&self, info: &mut IndexInfo) -> Result<()> {
@@ -182,19 +181,17 @@ unsafe impl<'vtab> VTab<'vtab> for ChangesTab {
         Ok(())
     }
 
-    fn open(&'vtab mut self) -> Result<ChangesCursor> {
-        Ok(ChangesCursor {
-            base: sqlite3_vtab_cursor::default(),
-            shared: self.shared.clone(),
-            scan: None,
-            buf: VecDeque::new(),
-            cur: None,
-            rowid: 0,
-        })
+    /// A savepoint rollback undid writes of the open transaction (`State::merge_clock`).
+    fn rolled_back_to_savepoint(&self) {
+        self.shared.savepoint_rollbacks.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn open(&mut self) -> Result<ChangesCursor> {
+        Ok(ChangesCursor { shared: self.shared.clone(), scan: None, buf: VecDeque::new(), cur: None, rowid: 0 })
     }
 }
 
-impl CreateVTab<'_> for ChangesTab {
+impl CreateVTab<'_> for Table<ChangesTab> {
     const KIND: VTabKind = VTabKind::EponymousOnly;
 }
 
@@ -281,7 +278,7 @@ fn parse_change<'a>(args: &'a Inserts<'_>) -> Result<Change<'a>> {
     })
 }
 
-impl UpdateVTab<'_> for ChangesTab {
+impl UpdateVTab<'_> for Table<ChangesTab> {
     fn delete(&mut self, _arg: ValueRef<'_>) -> Result<()> {
         Err(fail("wavesync_changes: DELETE is not supported; the changes table only takes INSERTs (merges)"))
     }
@@ -289,8 +286,9 @@ impl UpdateVTab<'_> for ChangesTab {
     fn insert(&mut self, args: &Inserts<'_>) -> Result<i64> {
         guard("wavesync_changes insert", || {
             let change = parse_change(args)?;
-            let mut st = self.shared.lock_for_merge()?;
-            merge(&mut st, &self.shared.sync_bit, &change)?;
+            let shared = &self.inner.shared;
+            let mut st = shared.lock_for_merge()?;
+            merge(&mut st, &shared.sync_bit, &change)?;
             Ok(0)
         })
     }
@@ -302,38 +300,12 @@ impl UpdateVTab<'_> for ChangesTab {
 
 // xBegin puts the table in SQLite's list of tables in the transaction: only those hear of
 // savepoint rollbacks.
-impl TransactionVTab<'_> for ChangesTab {}
+impl TransactionVTab<'_> for Table<ChangesTab> {}
 
-/// wavesync_changes' module: rusqlite's (version 1), plus xSavepoint / xRelease /
-/// xRollbackTo. A statement that fails inside a transaction, or a ROLLBACK TO, undoes
-/// writes without the commit or rollback hook firing; xRollbackTo is how wavesync hears
-/// of it and forgets the clock the last merge remembered (`State::merge_clock`).
-pub fn module() -> &'static Module<'static, ChangesTab> {
-    static MODULE: OnceLock<ffi::sqlite3_module> = OnceLock::new();
-    let m = MODULE.get_or_init(|| {
-        let base = update_module_with_tx::<ChangesTab>();
-        // SAFETY: Module is a #[repr(transparent)] wrapper of ffi::sqlite3_module.
-        let mut m = unsafe { *(base as *const Module<'static, ChangesTab> as *const ffi::sqlite3_module) };
-        m.iVersion = 2;
-        m.xSavepoint = Some(savepoint_noop);
-        m.xRelease = Some(savepoint_noop);
-        m.xRollbackTo = Some(rollback_to);
-        m
-    });
-    // SAFETY: as above; the module lives for the whole process.
-    unsafe { &*(m as *const ffi::sqlite3_module as *const Module<'static, ChangesTab>) }
-}
-
-unsafe extern "C" fn savepoint_noop(_vtab: *mut sqlite3_vtab, _savepoint: c_int) -> c_int {
-    ffi::SQLITE_OK
-}
-
-unsafe extern "C" fn rollback_to(vtab: *mut sqlite3_vtab, _savepoint: c_int) -> c_int {
-    // SAFETY: SQLite passes the sqlite3_vtab that rust_connect made: the first field of a
-    // #[repr(C)] ChangesTab.
-    let tab = &*(vtab as *const ChangesTab);
-    tab.shared.savepoint_rollbacks.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    ffi::SQLITE_OK
+/// wavesync_changes' module, which also hears of savepoint rollbacks (`ffi::with_savepoints`).
+pub fn module() -> &'static Module<'static, Table<ChangesTab>> {
+    static MODULE: OnceLock<rusqlite::ffi::sqlite3_module> = OnceLock::new();
+    with_savepoints(update_module_with_tx::<Table<ChangesTab>>(), &MODULE)
 }
 
 /// One row of output.
@@ -461,9 +433,7 @@ impl WalkKind {
     }
 }
 
-#[repr(C)]
 pub struct ChangesCursor {
-    base: sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     scan: Option<Scan>,
     buf: VecDeque<ChangeRow>,
@@ -759,7 +729,7 @@ impl ChangesCursor {
     }
 }
 
-unsafe impl VTabCursor for ChangesCursor {
+impl CursorMethods for ChangesCursor {
     fn filter(&mut self, _idx_num: c_int, idx_str: Option<&str>, args: &Filters<'_>) -> Result<()> {
         guard("wavesync_changes select", || {
             let mut cons = Vec::new();

@@ -3,6 +3,10 @@
 //! The loadable extension. `sqlite3_wavesync_init` registers the SQL functions, the
 //! `wavesync_changes` / `crsql_changes` virtual table and `wavesync_missing`, and the
 //! commit/rollback hooks that delimit transactions. See docs/ARCHITECTURE.md.
+//! Every `unsafe` is in `ffi.rs`; the rest of the crate may not have one.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod addwins;
 pub mod affinity;
@@ -12,6 +16,8 @@ pub mod changes;
 pub mod clock;
 pub mod compact;
 pub mod error;
+#[allow(unsafe_code)]
+mod ffi;
 pub mod fractindex;
 pub mod functions;
 pub mod local;
@@ -26,27 +32,13 @@ pub mod value;
 pub mod varint;
 pub mod vector;
 
-use rusqlite::{ffi, vtab, Connection};
-use std::os::raw::{c_char, c_int};
+use rusqlite::{vtab, Connection};
 
-/// Entry point SQLite looks up for `.load ./dist/wavesync`.
-///
-/// # Safety
-/// Called by SQLite with a valid connection and API table.
-#[no_mangle]
-pub unsafe extern "C" fn sqlite3_wavesync_init(
-    db: *mut ffi::sqlite3,
-    pz_err_msg: *mut *mut c_char,
-    p_api: *mut ffi::sqlite3_api_routines,
-) -> c_int {
-    let r = std::panic::catch_unwind(|| Connection::extension_init2(db, pz_err_msg, p_api, init));
-    r.unwrap_or(ffi::SQLITE_ERROR)
-}
-
+/// What loading the extension does (called through `ffi::sqlite3_wavesync_init`).
 fn init(db: Connection) -> rusqlite::Result<bool> {
     error::guard("extension init", || {
-        let handle = unsafe { db.handle() };
-        let shared = state::Shared::new(handle)?;
+        let handle = ffi::handle(&db);
+        let shared = state::Shared::new(ffi::connection_on(handle)?)?;
         // Best effort: a read-only database gets its metadata on the first write instead.
         if let Ok(mut st) = shared.lock() {
             if st.ensure_meta().is_ok() {
@@ -59,10 +51,10 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         db.create_module("crsql_changes", changes, Some(shared.clone()))?;
         db.create_module(
             "wavesync_missing",
-            vtab::eponymous_only_module::<missing::MissingTab>(),
+            vtab::eponymous_only_module::<ffi::Table<missing::MissingTab>>(),
             Some(shared.clone()),
         )?;
-        shared.install_hooks(handle);
+        ffi::install_hooks(handle, &shared);
         // Connect the eponymous table now: its xDisconnect, which SQLite runs at close before
         // it checks for unfinalized statements, finalizes the statements wavesync caches.
         // Not fatal (an unreadable database fails here): once functions are registered, a

@@ -2,33 +2,29 @@
 //! the given vector lacks, one row per (site_id, start_version, end_version).
 
 use crate::error::{fail, guard, Result};
+use crate::ffi::{CursorMethods, Table, TableMethods};
 use crate::state::{Shared, SiteId};
 use crate::vector;
 use rusqlite::types::ValueRef;
-use rusqlite::vtab::{
-    sqlite3_vtab, sqlite3_vtab_cursor, Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, VTab,
-    VTabConnection, VTabCursor, VTabKind,
-};
+use rusqlite::vtab::{Context, CreateVTab, Filters, IndexConstraintOp, IndexInfo, VTabKind};
 use std::os::raw::c_int;
 use std::sync::Arc;
 
 const C_VECTOR: c_int = 3;
 
-#[repr(C)]
 pub struct MissingTab {
-    base: sqlite3_vtab,
     shared: Arc<Shared>,
 }
 
-unsafe impl<'vtab> VTab<'vtab> for MissingTab {
+impl TableMethods for MissingTab {
     type Aux = Arc<Shared>;
     type Cursor = MissingCursor;
 
-    fn connect(_db: &mut VTabConnection, aux: Option<&Arc<Shared>>, _args: &[&[u8]]) -> Result<(String, Self)> {
+    fn connect(aux: Option<&Arc<Shared>>) -> Result<(String, Self)> {
         let shared = aux.ok_or_else(|| fail("wavesync_missing: module registered without state"))?.clone();
         Ok((
             "CREATE TABLE x(site_id BLOB, start_version INTEGER, end_version INTEGER, vector HIDDEN)".to_string(),
-            MissingTab { base: sqlite3_vtab::default(), shared },
+            MissingTab { shared },
         ))
     }
 
@@ -52,29 +48,22 @@ unsafe impl<'vtab> VTab<'vtab> for MissingTab {
         Ok(())
     }
 
-    fn open(&'vtab mut self) -> Result<MissingCursor> {
-        Ok(MissingCursor {
-            base: sqlite3_vtab_cursor::default(),
-            shared: self.shared.clone(),
-            rows: Vec::new(),
-            pos: 0,
-        })
+    fn open(&mut self) -> Result<MissingCursor> {
+        Ok(MissingCursor { shared: self.shared.clone(), rows: Vec::new(), pos: 0 })
     }
 }
 
-impl CreateVTab<'_> for MissingTab {
+impl CreateVTab<'_> for Table<MissingTab> {
     const KIND: VTabKind = VTabKind::EponymousOnly;
 }
 
-#[repr(C)]
 pub struct MissingCursor {
-    base: sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     rows: Vec<(Option<SiteId>, i64, i64)>,
     pos: usize,
 }
 
-unsafe impl VTabCursor for MissingCursor {
+impl CursorMethods for MissingCursor {
     fn filter(&mut self, idx_num: c_int, _idx_str: Option<&str>, args: &Filters<'_>) -> Result<()> {
         guard("wavesync_missing", || {
             if idx_num == 0 {

@@ -9,10 +9,10 @@
 use crate::clock::RowClock;
 use crate::error::{fail, ident, Result};
 use crate::tableinfo::TableInfo;
-use rusqlite::{ffi, params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 // foldhash: these maps are looked up on every change a merge applies (SipHash was 3% of it).
+use crate::ffi::{ThreadBound, TxHooks};
 use foldhash::{HashMap, HashMapExt, HashSet};
-use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -27,7 +27,17 @@ pub struct Shared {
     /// Bumped by wavesync_changes' xRollbackTo: a failed statement or a ROLLBACK TO undid
     /// writes inside the open transaction (see `State::merge_clock`).
     pub savepoint_rollbacks: AtomicU64,
-    state: Mutex<State>,
+    state: Mutex<ThreadBound<State>>,
+}
+
+/// The hooks only count: the next call into the extension sees the count move.
+impl TxHooks for Shared {
+    fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::AcqRel);
+    }
+    fn rolled_back(&self) {
+        self.rollbacks.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// The open write transaction, as far as wavesync is concerned.
@@ -115,19 +125,15 @@ pub struct State {
     sites_added_in_tx: bool,
 }
 
-// The connection handle is only used from the thread SQLite calls us on.
-unsafe impl Send for State {}
-
 impl Shared {
-    pub(crate) fn new(db: *mut ffi::sqlite3) -> Result<Arc<Shared>> {
-        let conn = unsafe { Connection::from_handle(db)? };
+    pub(crate) fn new(conn: Connection) -> Result<Arc<Shared>> {
         conn.set_prepared_statement_cache_capacity(512);
         Ok(Arc::new(Shared {
             sync_bit: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
             savepoint_rollbacks: AtomicU64::new(0),
-            state: Mutex::new(State {
+            state: Mutex::new(ThreadBound::new(State {
                 conn,
                 stmts: Default::default(),
                 site_id: None,
@@ -154,13 +160,13 @@ impl Shared {
                 versions_in_tx: Default::default(),
                 fresh_seqs: None,
                 sites_added_in_tx: false,
-            }),
+            })),
         }))
     }
 
     /// Locks the state and brings it up to date with commits and rollbacks that happened
     /// since it was last used.
-    pub fn lock(&self) -> Result<MutexGuard<'_, State>> {
+    pub fn lock(&self) -> Result<MutexGuard<'_, ThreadBound<State>>> {
         let mut st = self.lock_for_merge()?;
         st.forget_merges();
         st.via_changes_table = false;
@@ -169,7 +175,7 @@ impl Shared {
 
     /// `lock` for a merge through wavesync_changes: keeps the clock the previous merge left
     /// (`State::merge_clock`) unless a rollback may have undone it.
-    pub fn lock_for_merge(&self) -> Result<MutexGuard<'_, State>> {
+    pub fn lock_for_merge(&self) -> Result<MutexGuard<'_, ThreadBound<State>>> {
         let mut st = match self.state.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -200,26 +206,6 @@ impl Shared {
         st.via_changes_table = true;
         Ok(st)
     }
-
-    /// Installs the commit and rollback hooks that tell the state a transaction ended.
-    pub(crate) fn install_hooks(self: &Arc<Self>, db: *mut ffi::sqlite3) {
-        let p = Arc::as_ptr(self) as *mut c_void;
-        unsafe {
-            ffi::sqlite3_commit_hook(db, Some(on_commit), p);
-            ffi::sqlite3_rollback_hook(db, Some(on_rollback), p);
-        }
-    }
-}
-
-unsafe extern "C" fn on_commit(p: *mut c_void) -> c_int {
-    let shared = &*(p as *const Shared);
-    shared.commits.fetch_add(1, Ordering::AcqRel);
-    0
-}
-
-unsafe extern "C" fn on_rollback(p: *mut c_void) {
-    let shared = &*(p as *const Shared);
-    shared.rollbacks.fetch_add(1, Ordering::AcqRel);
 }
 
 pub const META_TABLES: &str = "

@@ -36,8 +36,7 @@ impl<'a> Deref for Stmt<'a> {
 impl<'a> DerefMut for Stmt<'a> {
     fn deref_mut(&mut self) -> &mut Statement<'a> {
         match self {
-            // SAFETY: only shortens the lifetime the statement claims ('static -> 'a).
-            Stmt::Kept(s) => unsafe { std::mem::transmute::<&mut Statement<'static>, &mut Statement<'a>>(&mut **s) },
+            Stmt::Kept(s) => crate::ffi::kept_statement(s),
             Stmt::Cached(s) => s,
         }
     }
@@ -55,9 +54,7 @@ impl Stmts {
         };
         if !kept.contains_key(sql) {
             let stmt = conn.prepare(sql)?;
-            // SAFETY: the statement borrows `conn`, which outlives every kept statement
-            // (see above); the map never hands it out beyond the borrow of `self`.
-            let stmt = unsafe { std::mem::transmute::<Statement<'_>, Statement<'static>>(stmt) };
+            let stmt = crate::ffi::keep_statement(stmt);
             kept.insert(sql.to_string(), stmt);
         }
         Ok(Stmt::Kept(RefMut::map(kept, |k| k.get_mut(sql).expect("inserted above"))))
