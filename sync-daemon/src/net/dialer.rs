@@ -1,0 +1,46 @@
+//! Explicit `--peer` addresses: dialed at start, and again with exponential backoff while
+//! not connected (mDNS-discovered peers are dialed once, from the node's event loop).
+
+use super::Node;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+pub(super) const REDIAL_MIN: Duration = Duration::from_secs(1);
+pub(super) const REDIAL_MAX: Duration = Duration::from_secs(30);
+
+/// An explicit `--peer` address, redialed with backoff while not connected.
+pub(super) struct Dialed {
+    pub(super) addr: Multiaddr,
+    pub(super) peer: Option<PeerId>,
+    pub(super) pending: Option<ConnectionId>,
+    pub(super) next_try: Instant,
+    pub(super) backoff: Duration,
+}
+
+impl Node {
+    /// Dials the `--peer` addresses that are due.
+    pub(super) fn redial(&mut self) {
+        let now = Instant::now();
+        let connected: BTreeSet<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+        for d in &mut self.dialed {
+            let up = d.peer.is_some_and(|p| connected.contains(&p));
+            if up || d.pending.is_some() || now < d.next_try {
+                continue;
+            }
+            let opts = DialOpts::unknown_peer_id().address(d.addr.clone()).build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => d.pending = Some(id),
+                Err(e) => {
+                    warn!(addr = %d.addr, "cannot dial: {e}");
+                    d.next_try = now + d.backoff;
+                    d.backoff = (d.backoff * 2).min(REDIAL_MAX);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The network side: one libp2p swarm (TCP + Noise + Yamux) with
+//! - gossipsub on the group's topic: local changesets out, remote changesets in;
+//! - request-response `/wavesync/catchup/1`: version-vector catch-up in bounded pages;
+//! - identify (peer addresses for status) and mDNS (LAN discovery, optional).
+//!
+//! Database work never runs on this task: it goes to the database thread through
+//! [`DbHandle`], and results come back as [`Internal`] messages.
+//!
+//! This file is the node and its event loop (swarm events, ticks, status); each protocol
+//! has its own file: `behaviour` (the swarm), `codec` (catch-up frames), `gossip`,
+//! `reassembly` (chunked changesets), `catchup`, `dialer` (`--peer` redial), `dbhandle`.
+
+mod behaviour;
+mod catchup;
+mod codec;
+mod dbhandle;
+mod dialer;
+mod gossip;
+mod reassembly;
+
+pub use behaviour::load_identity;
+pub use dbhandle::DbHandle;
+
+use crate::config::Config;
+use crate::db::{Event as DbEvent, Served, SiteId};
+use crate::status::{self, Counters, PeerStatus, StatusFile};
+use crate::wire::GroupKeys;
+use anyhow::{anyhow, Context, Result};
+use behaviour::{build_swarm, Behaviour, BehaviourEvent};
+use catchup::Progress;
+use dialer::{Dialed, REDIAL_MAX, REDIAL_MIN};
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::ResponseChannel;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, mdns, Multiaddr, PeerId, Swarm};
+use reassembly::{Reassembly, PARTIAL_MAX_BYTES, PARTIAL_TIMEOUT};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How often gaps due for a catch-up and the end of a gossip burst are looked for.
+const QUICK_TICK: Duration = Duration::from_millis(250);
+/// Gossip quiet for this long after a burst: one catch-up round with every peer.
+const SETTLE_QUIET: Duration = Duration::from_millis(500);
+
+/// Returns free heap pages to the OS. glibc's malloc keeps the memory of a burst (gossip
+/// buffers, catch-up pages) in its arenas after it is freed: an idle daemon stayed at
+/// 70-110 MB of RSS after replicating a few million changes, and at about 20 MB after this.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The node
+
+/// Results of work done off the event loop.
+enum Internal {
+    VectorReady {
+        peer: PeerId,
+        vector: Result<Vec<u8>>,
+    },
+    Served {
+        peer: PeerId,
+        channel: ResponseChannel<Vec<u8>>,
+        result: Result<Served>,
+    },
+    /// `pipelined`: the next request went out before these pages were applied.
+    PagesApplied {
+        peer: PeerId,
+        result: Result<usize>,
+        versions: u64,
+        more: bool,
+        remaining: u64,
+        pipelined: bool,
+    },
+}
+
+#[derive(Default)]
+struct Peer {
+    addrs: BTreeSet<Multiaddr>,
+    connected: bool,
+    /// A catch-up request is being prepared or waits for its response.
+    in_flight: bool,
+    /// The vector the request in flight was made with.
+    sent_vector: Option<Vec<u8>>,
+    /// Catch-up responses whose pages are being applied.
+    applying: u32,
+    again: bool,
+    they_lack: Option<u64>,
+    we_lack: Option<u64>,
+    last_catchup: Option<u64>,
+    gap_due: Option<Instant>,
+}
+
+struct Node {
+    swarm: Swarm<Behaviour>,
+    keys: GroupKeys,
+    topic: gossipsub::IdentTopic,
+    db: DbHandle,
+    counters: Arc<Counters>,
+    cfg: Config,
+    site: SiteId,
+    internal: mpsc::UnboundedSender<Internal>,
+    peers: HashMap<PeerId, Peer>,
+    dialed: Vec<Dialed>,
+    /// Chunked gossip changesets not complete yet.
+    reassembly: Reassembly,
+    /// Per origin site, the highest version received by gossip (to notice gaps).
+    gossip_seen: HashMap<SiteId, i64>,
+    /// Nonces of recently accepted gossip messages, oldest first (replay detection).
+    nonces: std::collections::HashSet<[u8; 16]>,
+    nonce_order: std::collections::VecDeque<[u8; 16]>,
+    listen: Vec<String>,
+    started: u64,
+    last_catchup: Option<u64>,
+    progress: Option<Progress>,
+    tty: bool,
+    /// Activity seen at the last housekeeping tick, and whether memory is to be returned to
+    /// the OS at the first quiet tick after it (see `release_memory`).
+    activity: u64,
+    trim_due: bool,
+    /// Gossip received as of the last housekeeping tick, and whether some arrived since the
+    /// last catch-up round: the first quiet tick after a burst runs one (see `housekeeping`).
+    gossip_at_tick: u64,
+    gossip_changed: Instant,
+    settle_due: bool,
+}
+
+pub async fn run(
+    cfg: Config,
+    keys: GroupKeys,
+    identity: Keypair,
+    site: SiteId,
+    db: DbHandle,
+    mut db_events: mpsc::UnboundedReceiver<DbEvent>,
+    counters: Arc<Counters>,
+) -> Result<()> {
+    let mut swarm = build_swarm(&cfg, identity)?;
+    let topic = gossipsub::IdentTopic::new(keys.topic());
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| anyhow!("cannot subscribe to the group topic: {e:?}"))?;
+    for l in &cfg.listen {
+        let addr: Multiaddr =
+            l.parse().with_context(|| format!("--listen {l}: not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4001)"))?;
+        swarm.listen_on(addr).with_context(|| format!("cannot listen on {l}"))?;
+    }
+    let mut dialed = Vec::new();
+    for p in &cfg.peers {
+        let addr: Multiaddr =
+            p.parse().with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/192.168.1.20/tcp/4001)"))?;
+        dialed.push(Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN });
+    }
+    info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), "wavesyncd started");
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut node = Node {
+        swarm,
+        keys,
+        topic,
+        db,
+        counters,
+        site,
+        internal,
+        peers: HashMap::new(),
+        dialed,
+        reassembly: Reassembly::new(PARTIAL_MAX_BYTES),
+        gossip_seen: HashMap::new(),
+        nonces: std::collections::HashSet::new(),
+        nonce_order: std::collections::VecDeque::new(),
+        listen: Vec::new(),
+        started: status::now_unix(),
+        last_catchup: None,
+        progress: None,
+        tty: std::io::stderr().is_terminal(),
+        activity: 0,
+        trim_due: false,
+        gossip_at_tick: 0,
+        gossip_changed: Instant::now(),
+        settle_due: false,
+        cfg,
+    };
+    node.redial();
+
+    let mut anti_entropy = tokio::time::interval(node.cfg.anti_entropy);
+    anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    let mut quick = tokio::time::interval(QUICK_TICK);
+    quick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            ev = node.swarm.select_next_some() => node.on_swarm(ev),
+            Some(ev) = db_events.recv() => node.on_local(ev),
+            Some(msg) = internal_rx.recv() => node.on_internal(msg),
+            _ = anti_entropy.tick() => node.catchup_all(),
+            _ = housekeeping.tick() => node.housekeeping(),
+            _ = quick.tick() => node.quick_tick(),
+            _ = tokio::signal::ctrl_c() => { info!("interrupted, stopping"); break; }
+            _ = sigterm.recv() => { info!("terminated, stopping"); break; }
+        }
+    }
+    if let Some(p) = node.progress.take() {
+        p.bar.abandon();
+    }
+    let _ = std::fs::remove_file(status::status_path(&node.cfg.db));
+    Ok(())
+}
+
+impl Node {
+    fn peer(&mut self, id: PeerId) -> &mut Peer {
+        self.peers.entry(id).or_default()
+    }
+
+    // ----- swarm events
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = format!("{address}/p2p/{}", self.swarm.local_peer_id());
+                info!(address = %full, "listening");
+                // On stdout too, one line each, for scripts.
+                println!("listening on {full}");
+                let _ = std::io::stdout().flush();
+                self.listen.push(full);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                let addr = endpoint.get_remote_address().clone();
+                info!(peer = %peer_id, %addr, "connected");
+                for d in &mut self.dialed {
+                    if d.pending == Some(connection_id) {
+                        d.pending = None;
+                        d.peer = Some(peer_id);
+                        d.backoff = REDIAL_MIN;
+                    }
+                }
+                let p = self.peer(peer_id);
+                p.connected = true;
+                if endpoint.is_dialer() {
+                    p.addrs.insert(addr);
+                }
+                if num_established.get() == 1 {
+                    self.start_catchup(peer_id);
+                }
+            }
+            // Only when the last connection to the peer closed.
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
+                info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                let p = self.peer(peer_id);
+                p.connected = false;
+                p.in_flight = false;
+                for d in &mut self.dialed {
+                    if d.peer == Some(peer_id) {
+                        d.next_try = Instant::now() + d.backoff;
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+                let mut explicit = false;
+                for d in &mut self.dialed {
+                    if d.pending == Some(connection_id) {
+                        explicit = true;
+                        d.pending = None;
+                        d.next_try = Instant::now() + d.backoff;
+                        warn!(addr = %d.addr, retry_in_s = d.backoff.as_secs(), "cannot connect to peer: {error}");
+                        d.backoff = (d.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+                if !explicit {
+                    debug!(peer = ?peer_id, "dial failed: {error}");
+                }
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                debug!(addr = %send_back_addr, "incoming connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossip(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Catchup(ev)) => self.on_catchup(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                let p = self.peer(peer_id);
+                p.addrs.extend(info.listen_addrs);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if self.peers.get(&peer).is_some_and(|p| p.connected) {
+                        continue;
+                    }
+                    info!(%peer, %addr, "discovered on the LAN (mDNS)");
+                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build()) {
+                        debug!(%peer, "dial failed: {e}");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Catch-ups that cannot wait for the next anti-entropy round: gaps seen in gossip, and
+    /// the end of a burst.
+    fn quick_tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.gap_due.is_some_and(|t| now >= t))
+            .map(|(id, p)| {
+                p.gap_due = None;
+                *id
+            })
+            .collect();
+        for peer in due {
+            debug!(%peer, "catch-up for a gap in gossip");
+            self.start_catchup(peer);
+        }
+        let gossip = self.counters.gossip_received.load(Ordering::Relaxed);
+        // A burst of gossip just ended: ask every peer for what is still missing now rather
+        // than at the next anti-entropy round. A message lost at the end of a burst leaves
+        // no later message to reveal the gap, and gossipsub drops under load.
+        if gossip != self.gossip_at_tick {
+            self.gossip_at_tick = gossip;
+            self.gossip_changed = now;
+            self.settle_due = true;
+        } else if self.settle_due && now.duration_since(self.gossip_changed) >= SETTLE_QUIET {
+            self.settle_due = false;
+            debug!("gossip went quiet: catch-up round");
+            self.catchup_all();
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        self.redial();
+        // Drop incomplete changesets that stopped arriving; catch-up fetches them.
+        for p in self.reassembly.expire(Instant::now(), PARTIAL_TIMEOUT) {
+            self.counters.partial_dropped.fetch_add(1, Ordering::Relaxed);
+            warn!(site = %hex::encode(p.site), version = p.version, have = p.have, of = p.of, "dropped an incomplete changeset");
+            self.schedule_gap(p.from);
+        }
+        // After a burst of traffic, give the freed heap back once things are quiet.
+        let c = self.counters.snapshot();
+        let activity = c.gossip_received + c.published + c.catchup_pages_received + c.catchup_requests_served;
+        if activity != self.activity {
+            self.activity = activity;
+            self.trim_due = true;
+        } else if self.trim_due {
+            self.trim_due = false;
+            release_memory();
+        }
+        if let Err(e) = status::write_status(&self.cfg.db, &self.status()) {
+            warn!("cannot write the status file: {e:#}");
+        }
+    }
+
+    fn status(&self) -> StatusFile {
+        let mut peers: Vec<PeerStatus> = self
+            .peers
+            .iter()
+            .map(|(id, p)| PeerStatus {
+                peer_id: id.to_string(),
+                addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
+                connected: p.connected,
+                they_lack_versions: p.they_lack,
+                we_lack_versions: p.we_lack,
+                last_catchup_unix: p.last_catchup,
+            })
+            .collect();
+        peers.sort_by(|a, b| b.connected.cmp(&a.connected).then(a.peer_id.cmp(&b.peer_id)));
+        StatusFile {
+            pid: std::process::id(),
+            peer_id: self.swarm.local_peer_id().to_string(),
+            site_id: hex::encode(self.site),
+            db: self.cfg.db.display().to_string(),
+            started_unix: self.started,
+            updated_unix: status::now_unix(),
+            listen: self.listen.clone(),
+            peers,
+            counters: self.counters.snapshot(),
+            last_catchup_unix: self.last_catchup,
+        }
+    }
+}
