@@ -92,7 +92,7 @@ venv:
 	fi
 
 # Each package is linted in its own cargo invocation, as it is built (see above).
-PACKAGES := wavesync-ext wavesyncd wavesync-sql-tests wavesync
+PACKAGES := wavesync-ext wavesyncd wavesync-sql-tests wavesync wavesync-testkit
 lint: ext
 	@for p in $(PACKAGES); do $(CARGO_RUN) fmt -p $$p --check || exit 1; done
 	@for p in $(PACKAGES); do \
