@@ -11,6 +11,79 @@ use libp2p::{request_response, PeerId};
 use std::sync::atomic::Ordering;
 use tracing::{debug, info, warn};
 
+/// Where this node's catch-up with one peer stands. A request and the pages of the
+/// previous response may be under way at once (the next request is pipelined while pages
+/// are applied), so the request and the pages being applied are kept apart.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct CatchupState {
+    request: Request,
+    /// Responses whose pages are being applied.
+    applying: u32,
+    /// Another round is wanted as soon as this one is done.
+    again: bool,
+}
+
+#[derive(Debug, Default, PartialEq)]
+enum Request {
+    #[default]
+    None,
+    /// This node's vector is being read (or computed for a pipelined request).
+    Preparing,
+    /// Sent with this vector; waiting for the response.
+    Sent(Vec<u8>),
+}
+
+impl CatchupState {
+    /// Starts a round if none is under way (true); otherwise asks for one after it.
+    fn begin(&mut self) -> bool {
+        if self.request != Request::None || self.applying > 0 {
+            self.again = true;
+            return false;
+        }
+        self.request = Request::Preparing;
+        self.again = false;
+        true
+    }
+
+    /// The request went out with `vector`.
+    fn sent(&mut self, vector: Vec<u8>) {
+        self.request = Request::Sent(vector);
+    }
+
+    /// The request will get no response: not sent, failed, refused, or the peer left.
+    pub(super) fn request_ended(&mut self) {
+        self.request = Request::None;
+    }
+
+    /// The vector could not be read: no request now, another round later.
+    fn vector_failed(&mut self) {
+        self.request = Request::None;
+        self.again = true;
+    }
+
+    /// A response came and its pages go to be applied. With `pipeline`, the next request is
+    /// prepared at once from the vector the previous one carried (returned).
+    fn response(&mut self, pipeline: bool) -> Option<Vec<u8>> {
+        self.applying += 1;
+        let base = match std::mem::take(&mut self.request) {
+            Request::Sent(vector) if pipeline => Some(vector),
+            _ => None,
+        };
+        if base.is_some() {
+            self.request = Request::Preparing;
+        }
+        base
+    }
+
+    /// One response's pages were applied; `more` asks for another round. Whether a round
+    /// is to start now (nothing else under way and one is wanted).
+    fn applied(&mut self, more: bool) -> bool {
+        self.applying = self.applying.saturating_sub(1);
+        self.again |= more;
+        self.again && self.request == Request::None && self.applying == 0
+    }
+}
+
 /// The progress bar of a catch-up that takes more than one round.
 pub(super) struct Progress {
     pub(super) bar: ProgressBar,
@@ -27,13 +100,9 @@ impl Node {
 
     /// Starts a catch-up with `peer` (or asks for another round after the running one).
     pub(super) fn start_catchup(&mut self, peer: PeerId) {
-        let p = self.peer(peer);
-        if p.in_flight || p.applying > 0 {
-            p.again = true;
+        if !self.peer(peer).catchup.begin() {
             return;
         }
-        p.in_flight = true;
-        p.again = false;
         let db = self.db.clone();
         let tx = self.internal.clone();
         tokio::spawn(async move {
@@ -51,16 +120,14 @@ impl Node {
                         Body::CatchupRequest { vector, max_rows: self.cfg.page_rows, max_bytes: self.cfg.page_bytes }
                     }
                     Ok(_) => {
-                        self.peer(peer).in_flight = false;
+                        self.peer(peer).catchup.request_ended();
                         return;
                     }
                     Err(e) => {
                         warn!("cannot read the version vector: {e:#}");
-                        let p = self.peer(peer);
-                        p.in_flight = false;
                         // Try again with a new round (after the pages in hand, if this was
                         // a pipelined request).
-                        p.again = true;
+                        self.peer(peer).catchup.vector_failed();
                         return;
                     }
                 };
@@ -68,13 +135,13 @@ impl Node {
                     Ok(bytes) => {
                         debug!(%peer, "catch-up request");
                         if let Body::CatchupRequest { vector, .. } = body {
-                            self.peer(peer).sent_vector = Some(vector);
+                            self.peer(peer).catchup.sent(vector);
                         }
                         self.swarm.behaviour_mut().catchup.send_request(&peer, bytes);
                     }
                     Err(e) => {
                         warn!("cannot encode a catch-up request: {e}");
-                        self.peer(peer).in_flight = false;
+                        self.peer(peer).catchup.request_ended();
                     }
                 }
             }
@@ -108,13 +175,12 @@ impl Node {
                 let now = status::now_unix();
                 self.last_catchup = Some(now);
                 let p = self.peer(peer);
-                p.applying = p.applying.saturating_sub(1);
                 p.last_catchup = Some(now);
+                // Without a pipelined request, the next round starts once these are applied.
+                let start_now = p.catchup.applied(result.is_ok() && more && !pipelined);
                 match result {
                     Ok(rows) => {
                         p.we_lack = Some(remaining);
-                        // Without a pipelined request, the next round starts now.
-                        p.again |= more && !pipelined;
                         if rows > 0 {
                             info!(%peer, rows, versions, remaining_versions = remaining, "caught up");
                         }
@@ -125,8 +191,7 @@ impl Node {
                         self.show_progress(0, 0, false);
                     }
                 }
-                let p = self.peer(peer);
-                if p.again && !p.in_flight && p.applying == 0 {
+                if start_now {
                     self.start_catchup(peer);
                 }
             }
@@ -159,11 +224,9 @@ impl Node {
                         self.counters.catchup_pages_received.fetch_add(pages.len() as u64, Ordering::Relaxed);
                         let versions: u64 = pages.iter().map(|p| (p.end - p.start + 1) as u64).sum();
                         let p = self.peer(peer);
-                        p.applying += 1;
                         // More to come: ask for it with the vector these pages will make,
                         // so the responder reads the next pages while these are applied.
-                        let base = if more && !pages.is_empty() && p.connected { p.sent_vector.take() } else { None };
-                        p.in_flight = base.is_some();
+                        let base = p.catchup.response(more && !pages.is_empty() && p.connected);
                         let pipelined = base.is_some();
                         let db = self.db.clone();
                         let tx = self.internal.clone();
@@ -184,17 +247,17 @@ impl Node {
                         });
                     }
                     Ok(_) => {
-                        self.peer(peer).in_flight = false;
+                        self.peer(peer).catchup.request_ended();
                         self.reject_catchup(peer, &WireError::Malformed("not a catch-up response".into()));
                     }
                     Err(e) => {
-                        self.peer(peer).in_flight = false;
+                        self.peer(peer).catchup.request_ended();
                         self.reject_catchup(peer, &e);
                     }
                 }
             }
             Event::OutboundFailure { peer, error, .. } => {
-                self.peer(peer).in_flight = false;
+                self.peer(peer).catchup.request_ended();
                 match &error {
                     request_response::OutboundFailure::Io(e) if bad_frame(e) => {
                         self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);
@@ -240,5 +303,59 @@ impl Node {
         p.done += versions;
         p.bar.set_length(p.done + remaining);
         p.bar.set_position(p.done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_asked_for_while_one_runs_starts_when_it_is_done() {
+        let mut c = CatchupState::default();
+        assert!(c.begin());
+        assert!(!c.begin(), "a round is under way");
+        c.sent(vec![1]);
+        assert_eq!(c.response(false), None);
+        assert!(c.applied(false), "the second begin asked for another round");
+        assert!(c.begin());
+        assert!(!c.again);
+    }
+
+    #[test]
+    fn a_pipelined_request_goes_out_while_pages_are_applied() {
+        let mut c = CatchupState::default();
+        assert!(c.begin());
+        c.sent(vec![7]);
+        assert_eq!(c.response(true), Some(vec![7]), "the next request starts from the sent vector");
+        assert_eq!(c.request, Request::Preparing);
+        c.sent(vec![8]);
+        // The first pages are applied while the second request is out: nothing starts.
+        assert!(!c.applied(false));
+        assert_eq!(c.response(false), None);
+        assert!(!c.applied(false));
+        assert_eq!(c, CatchupState::default());
+    }
+
+    #[test]
+    fn more_to_fetch_without_a_pipelined_request_starts_the_next_round() {
+        let mut c = CatchupState::default();
+        assert!(c.begin());
+        c.sent(vec![1]);
+        c.response(false);
+        assert!(c.applied(true));
+        assert!(c.begin());
+    }
+
+    #[test]
+    fn a_lost_request_or_peer_leaves_nothing_under_way() {
+        let mut c = CatchupState::default();
+        assert!(c.begin());
+        c.sent(vec![1]);
+        c.request_ended();
+        assert!(c.begin());
+        c.vector_failed();
+        assert!(c.again);
+        assert!(c.begin());
     }
 }

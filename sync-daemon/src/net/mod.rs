@@ -27,7 +27,7 @@ use crate::status::{self, Counters, PeerStatus, StatusFile};
 use crate::wire::GroupKeys;
 use anyhow::{anyhow, Context, Result};
 use behaviour::{build_swarm, Behaviour, BehaviourEvent};
-use catchup::Progress;
+use catchup::{CatchupState, Progress};
 use dialer::{Dialed, REDIAL_MAX, REDIAL_MIN};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -89,13 +89,8 @@ enum Internal {
 struct Peer {
     addrs: BTreeSet<Multiaddr>,
     connected: bool,
-    /// A catch-up request is being prepared or waits for its response.
-    in_flight: bool,
-    /// The vector the request in flight was made with.
-    sent_vector: Option<Vec<u8>>,
-    /// Catch-up responses whose pages are being applied.
-    applying: u32,
-    again: bool,
+    /// This node's catch-up with the peer.
+    catchup: CatchupState,
     they_lack: Option<u64>,
     we_lack: Option<u64>,
     last_catchup: Option<u64>,
@@ -259,7 +254,7 @@ impl Node {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 let p = self.peer(peer_id);
                 p.connected = false;
-                p.in_flight = false;
+                p.catchup.request_ended();
                 for d in &mut self.dialed {
                     if d.peer == Some(peer_id) {
                         d.next_try = Instant::now() + d.backoff;
