@@ -6,15 +6,13 @@
 //! CI runs 5 live kills + 3 catch-up kills and 3 app kills; `WAVESYNC_LONG=1` runs 50 + 20
 //! and 20. `WAVESYNC_SEED=N` replays a run's random choices.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wavesync_testkit::*;
 
 #[test]
 fn daemons_killed_at_random_moments_lose_nothing() {

@@ -1,13 +1,11 @@
 //! End-to-end tests: real `wavesyncd` processes on 127.0.0.1 (no mDNS), real database
 //! files written through their own rusqlite connections with the extension loaded.
 
-mod common;
-
-use common::*;
 use rusqlite::params;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wavesync_testkit::*;
 
 fn insert(c: &rusqlite::Connection, id: i64, v: &str) {
     c.execute("INSERT INTO items(id, v) VALUES (?1, ?2)", params![id, v]).expect("insert");

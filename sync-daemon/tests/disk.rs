@@ -7,12 +7,10 @@
 //! here: Linux refuses to remount a filesystem read-only while a file on it is open for
 //! writing (EBUSY), so the read-only case is a daemon started on a read-only filesystem.
 
-mod common;
-
-use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use wavesync_testkit::*;
 
 /// A tmpfs mounted by the test; unmounted on drop (also on failure).
 struct Tmpfs(PathBuf);

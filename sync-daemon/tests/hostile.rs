@@ -6,19 +6,17 @@
 //! counted and dropped, nothing is applied, and the daemon's RSS stays bounded under the
 //! flood. CI floods 2000 messages of 64 KiB; `WAVESYNC_LONG=1` 20000.
 
-mod common;
-
 #[allow(dead_code)]
 #[path = "../src/wire.rs"]
 mod wire;
 
-use common::*;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use wavesync_testkit::*;
 use wire::{Body, ChangeRow, Changeset, GroupKeys, Page, Val};
 
 /// Raw catch-up codec: requests and responses are written exactly as given (frame header

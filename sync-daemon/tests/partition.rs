@@ -10,15 +10,13 @@
 //!
 //! CI: 4 nodes, 3 partitions. `WAVESYNC_LONG=1`: 5 nodes, 25 partitions.
 
-mod common;
-
-use common::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wavesync_testkit::*;
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
