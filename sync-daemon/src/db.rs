@@ -49,6 +49,13 @@ const WATCH_GAP: Duration = Duration::from_millis(1);
 /// WAL frames, its lock) was most of the apply work, and a busy cluster fell behind.
 const GROUP_MAX_CHANGESETS: usize = 256;
 const GROUP_MAX_ROWS: usize = 20_000;
+/// Commands queued for the database thread at most (gossip changesets are most of them;
+/// room for several full groups).
+pub const CMD_QUEUE: usize = 2048;
+/// Catch-up requests queued for the catch-up server thread at most.
+pub const SERVE_QUEUE: usize = 32;
+/// Local changesets queued for the network side at most (then publishing waits).
+pub const EVENT_QUEUE: usize = 1024;
 
 pub struct DbConfig {
     pub path: PathBuf,
@@ -158,13 +165,7 @@ impl Db {
     /// `CHECK_GAP`), then every `poll` until `FOLLOW_UP_POLLS` polls after the last change,
     /// and otherwise every `safety_poll` (missed events, writers the watch cannot see).
     /// Without a watch, every `poll`.
-    pub fn run(
-        mut self,
-        cmds: Receiver<Cmd>,
-        events: mpsc::UnboundedSender<Event>,
-        poll: Duration,
-        safety_poll: Duration,
-    ) {
+    pub fn run(mut self, cmds: Receiver<Cmd>, events: mpsc::Sender<Event>, poll: Duration, safety_poll: Duration) {
         let mut wake = match watch_files(&self.path) {
             Ok(rx) => Some(rx),
             Err(e) => {
@@ -337,7 +338,7 @@ impl Db {
     /// versions found by one check go out together, as few changesets as fit in one gossip
     /// message each: a writer of many small transactions would otherwise cost every peer a
     /// message (and a commit) per transaction. A version is never split between two.
-    fn publish_local(&mut self, events: &mpsc::UnboundedSender<Event>) -> Result<()> {
+    fn publish_local(&mut self, events: &mpsc::Sender<Event>) -> Result<()> {
         // Runs after every file change and at every poll: a cached statement, not a new
         // parse each time (the parse was an eighth of a 5 ms-polling daemon's CPU).
         let dv: i64 = self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
@@ -380,7 +381,8 @@ impl Db {
             let start = self.last_published + 1;
             self.last_published = version;
             debug!(start, version, rows = rows.len(), "local changes to publish");
-            let _ = events.send(Event::Local { site: self.site, start, version, rows });
+            // Waits while the network side is behind: publishing is pushed back, not buffered.
+            let _ = events.blocking_send(Event::Local { site: self.site, start, version, rows });
         }
         Ok(())
     }
@@ -617,7 +619,7 @@ mod tests {
 
     /// The events one check publishes.
     fn publish(db: &mut Db) -> Vec<(i64, i64, Vec<ChangeRow>)> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
         db.publish_local(&tx).unwrap();
         let mut out = Vec::new();
         while let Ok(Event::Local { start, version, rows, .. }) = rx.try_recv() {

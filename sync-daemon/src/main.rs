@@ -63,9 +63,13 @@ fn run(cfg: config::Config) -> Result<()> {
     let db = db::Db::open(&db_cfg, counters.clone())?;
     let server = db::Server::open(&db_cfg)?;
     let site = db.site();
-    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-    let (serve_tx, serve_rx) = crossbeam_channel::unbounded();
-    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Every channel is bounded; what happens when one is full is in net/dbhandle.rs (gossip
+    // for the database thread is dropped and catch-up fetches it; catch-up waits for room;
+    // a catch-up request the server has no room for gets no answer and is asked again) and
+    // db.rs (local changesets wait for the network side).
+    let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(db::CMD_QUEUE);
+    let (serve_tx, serve_rx) = crossbeam_channel::bounded(db::SERVE_QUEUE);
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(db::EVENT_QUEUE);
     let (poll, safety_poll) = (cfg.poll, cfg.safety_poll);
     let db_thread = std::thread::Builder::new()
         .name("wavesyncd-db".into())

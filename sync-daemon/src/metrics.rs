@@ -19,6 +19,9 @@ pub struct Counters {
     pub catchup_pages_applied: AtomicU64,
     pub apply_failed: AtomicU64,
     pub partial_dropped: AtomicU64,
+    /// Gossip changesets dropped because the database thread's queue was full (catch-up
+    /// fetches them).
+    pub gossip_dropped_busy: AtomicU64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Default, Clone)]
@@ -37,6 +40,8 @@ pub struct CounterSnapshot {
     pub catchup_pages_applied: u64,
     pub apply_failed: u64,
     pub partial_dropped: u64,
+    #[serde(default)]
+    pub gossip_dropped_busy: u64,
 }
 
 impl Counters {
@@ -55,6 +60,7 @@ impl Counters {
             catchup_pages_applied: g(&self.catchup_pages_applied),
             apply_failed: g(&self.apply_failed),
             partial_dropped: g(&self.partial_dropped),
+            gossip_dropped_busy: g(&self.gossip_dropped_busy),
         }
     }
 }

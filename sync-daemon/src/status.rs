@@ -164,8 +164,11 @@ fn print_report(r: &Report) {
         c.catchup_rejected,
         d.last_catchup_unix.map(|t| format!("{}s ago", now_unix().saturating_sub(t))).unwrap_or_else(|| "never".into())
     );
-    if c.apply_failed + c.partial_dropped > 0 {
-        println!("problems:   {} failed applies, {} incomplete changesets dropped", c.apply_failed, c.partial_dropped);
+    if c.apply_failed + c.partial_dropped + c.gossip_dropped_busy > 0 {
+        println!(
+            "problems:   {} failed applies, {} incomplete changesets dropped, {} changesets dropped while the database was busy",
+            c.apply_failed, c.partial_dropped, c.gossip_dropped_busy
+        );
     }
     println!("peers:      {}", d.peers.iter().filter(|p| p.connected).count());
     for p in &d.peers {

@@ -107,7 +107,7 @@ impl Node {
         let tx = self.internal.clone();
         tokio::spawn(async move {
             let vector = db.vector().await;
-            let _ = tx.send(Internal::VectorReady { peer, vector });
+            let _ = tx.send(Internal::VectorReady { peer, vector }).await;
         });
     }
 
@@ -210,7 +210,7 @@ impl Node {
                         let tx = self.internal.clone();
                         tokio::spawn(async move {
                             let result = db.serve(vector, max_rows, max_bytes).await;
-                            let _ = tx.send(Internal::Served { peer, channel, result });
+                            let _ = tx.send(Internal::Served { peer, channel, result }).await;
                         });
                     }
                     // Dropping the channel closes the stream: a non-member gets nothing.
@@ -233,17 +233,19 @@ impl Node {
                         tokio::spawn(async move {
                             let (next, result) = db.apply_pages_after(base, pages).await;
                             if let Some(vector) = next {
-                                let _ = tx.send(Internal::VectorReady { peer, vector });
+                                let _ = tx.send(Internal::VectorReady { peer, vector }).await;
                             }
                             let result = result.await;
-                            let _ = tx.send(Internal::PagesApplied {
-                                peer,
-                                result,
-                                versions,
-                                more,
-                                remaining: remaining_versions,
-                                pipelined,
-                            });
+                            let _ = tx
+                                .send(Internal::PagesApplied {
+                                    peer,
+                                    result,
+                                    versions,
+                                    more,
+                                    remaining: remaining_versions,
+                                    pipelined,
+                                })
+                                .await;
                         });
                     }
                     Ok(_) => {

@@ -2,6 +2,7 @@
 //! decode), checked against the replay window, put back together when chunked, and sent to
 //! the database thread. A gap in an origin's versions schedules a catch-up.
 
+use super::dbhandle::Offered;
 use super::Node;
 use crate::db::{Cmd, Event as DbEvent, SiteId};
 use crate::wire::{self, Body, ChangeRow, Changeset, WireError};
@@ -133,8 +134,14 @@ impl Node {
         }
         let seen = self.gossip_seen.entry(site).or_insert(0);
         *seen = (*seen).max(version);
-        if let Err(e) = self.db.send(Cmd::ApplyVersion { site, start, version, rows }) {
-            warn!("{e:#}");
+        match self.db.offer(Cmd::ApplyVersion { site, start, version, rows }) {
+            Ok(Offered::Queued) => {}
+            Ok(Offered::Full) => {
+                self.counters.gossip_dropped_busy.fetch_add(1, Ordering::Relaxed);
+                debug!(site = %hex::encode(site), version, "database queue full: changeset dropped (catch-up fetches it)");
+                self.schedule_gap(from);
+            }
+            Err(e) => warn!("{e:#}"),
         }
     }
 

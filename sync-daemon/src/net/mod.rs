@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+/// Task results queued for the event loop at most.
+const INTERNAL_QUEUE: usize = 1024;
 /// How often gaps due for a catch-up and the end of a gossip burst are looked for.
 const QUICK_TICK: Duration = Duration::from_millis(250);
 /// Gossip quiet for this long after a burst: one catch-up round with every peer.
@@ -105,7 +107,9 @@ struct Node {
     counters: Arc<Counters>,
     cfg: Config,
     site: SiteId,
-    internal: mpsc::UnboundedSender<Internal>,
+    /// Results of tasks; bounded by the tasks that can be under way (catch-up: two
+    /// responses per peer; serving: the server's queue), and tasks wait for room.
+    internal: mpsc::Sender<Internal>,
     peers: HashMap<PeerId, Peer>,
     dialed: Vec<Dialed>,
     /// Chunked gossip changesets not complete yet.
@@ -137,7 +141,7 @@ pub async fn run(
     identity: Keypair,
     site: SiteId,
     db: DbHandle,
-    mut db_events: mpsc::UnboundedReceiver<DbEvent>,
+    mut db_events: mpsc::Receiver<DbEvent>,
     counters: Arc<Counters>,
 ) -> Result<()> {
     let mut swarm = build_swarm(&cfg, identity)?;
@@ -159,7 +163,7 @@ pub async fn run(
         dialed.push(Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN });
     }
     info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), "wavesyncd started");
-    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let (internal, mut internal_rx) = mpsc::channel(INTERNAL_QUEUE);
     let mut node = Node {
         swarm,
         keys,
