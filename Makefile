@@ -92,7 +92,7 @@ venv:
 	fi
 
 # Each package is linted in its own cargo invocation, as it is built (see above).
-PACKAGES := wavesync-ext wavesyncd wavesync-sql-tests wavesync wavesync-testkit
+PACKAGES := wavesync-ext wavesyncd wavesync-sql-tests wavesync wavesync-testkit wavesync-bench
 lint: ext
 	@for p in $(PACKAGES); do $(CARGO_RUN) fmt -p $$p --check || exit 1; done
 	@for p in $(PACKAGES); do \
@@ -132,10 +132,11 @@ demo: deps build
 	@sql-tests/demo.sh
 
 # Plain SQLite vs wavesync CRR tables, side by side in one run (ratios), appended to
-# docs/BENCHMARKS.md. BENCH_ARGS: --rows N --runs K --compare-ext PATH (a cr-sqlite build).
+# docs/BENCHMARKS.md (bench/src/bin/wavesync-bench.rs). BENCH_ARGS: --rows N --runs K
+# --compare-ext PATH (a cr-sqlite build).
 BENCH_ARGS ?= --rows 100000 --runs 3
 bench: ext
-	$(CARGO_RUN) build --release -p wavesync-sql-tests --bin wavesync-bench
+	$(CARGO_RUN) build --release -p wavesync-bench --bin wavesync-bench
 	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" $(TARGET_DIR)/release/wavesync-bench $(BENCH_ARGS) --append docs/BENCHMARKS.md
 
 # Real wavesyncd processes on 127.0.0.1: latency, throughput, catch-up of 1M changes, a

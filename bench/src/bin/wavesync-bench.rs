@@ -13,36 +13,28 @@
 //! extension (loaded with its default entry point, driven through the `crsql_*` names).
 //! The databases go under `$TMPDIR` (default /tmp); `TMPDIR=/dev/shm` leaves out the disk.
 
-use rusqlite::{params, Connection, LoadExtensionGuard};
+use clap::Parser;
+use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wavesync_sql_tests::ext_path;
+use wavesync_testkit::{ext_path, load_extension};
 
+/// The same workloads on plain SQLite tables and on wavesync CRR tables, side by side.
+#[derive(Parser)]
+#[command(name = "wavesync-bench", args_override_self = true)]
 struct Args {
+    /// Rows of each table.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     rows: i64,
+    /// Runs of every workload (the report gives medians).
+    #[arg(long, value_name = "K", default_value_t = 3)]
     runs: usize,
+    /// Also run the CRR workloads with this cr-sqlite-compatible extension.
+    #[arg(long, value_name = "PATH")]
     compare_ext: Option<PathBuf>,
+    /// Append the report to FILE (before its "## Daemon" section, if it has one).
+    #[arg(long, value_name = "FILE")]
     append: Option<PathBuf>,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args { rows: 100_000, runs: 3, compare_ext: None, append: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--rows" => a.rows = value().parse().expect("--rows N"),
-            "--runs" => a.runs = value().parse().expect("--runs K"),
-            "--compare-ext" => a.compare_ext = Some(PathBuf::from(value())),
-            "--append" => a.append = Some(PathBuf::from(value())),
-            "-h" | "--help" => {
-                println!("wavesync-bench [--rows N] [--runs K] [--compare-ext PATH] [--append FILE]");
-                std::process::exit(0);
-            }
-            other => panic!("unknown argument {other}"),
-        }
-    }
-    a
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -109,10 +101,7 @@ fn open(dir: &Path, file: &str, engine: &Engine) -> Connection {
     let path = dir.join(file);
     let _ = std::fs::remove_file(&path);
     let c = Connection::open(&path).unwrap();
-    unsafe {
-        let _g = LoadExtensionGuard::new(&c).unwrap();
-        c.load_extension(&engine.ext, engine.entry).unwrap();
-    }
+    load_extension(&c, &engine.ext, engine.entry).unwrap();
     c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
     c
 }
@@ -338,7 +327,7 @@ fn fmt_secs(s: f64) -> String {
 }
 
 fn main() {
-    let args = parse_args();
+    let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("wavesync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ours =
