@@ -140,13 +140,13 @@ bench: ext
 	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" $(TARGET_DIR)/release/wavesync-bench $(BENCH_ARGS) --append docs/BENCHMARKS.md
 
 # Real wavesyncd processes on 127.0.0.1: latency, throughput, catch-up of 1M changes, a
-# 10-peer cluster, bytes per change, idle CPU/RSS (sync-daemon/examples/wavesyncd-bench.rs;
+# 10-peer cluster, bytes per change, idle CPU/RSS (bench/src/bin/wavesyncd-bench.rs;
 # several minutes). BENCH_DAEMON_ARGS: --quick, --changes N, --perf DIR, ... (--help).
 BENCH_DAEMON_ARGS ?=
 bench-daemon: build
-	$(CARGO_RUN) build --release -p wavesyncd --example wavesyncd-bench
+	$(CARGO_RUN) build --release -p wavesync-bench --bin wavesyncd-bench
 	WAVESYNC_EXT="$(CURDIR)/$(DIST)/wavesync" WAVESYNCD="$(CURDIR)/$(DIST)/wavesyncd" \
-	  $(TARGET_DIR)/release/examples/wavesyncd-bench $(BENCH_DAEMON_ARGS) --append docs/BENCHMARKS.md
+	  $(TARGET_DIR)/release/wavesyncd-bench $(BENCH_DAEMON_ARGS) --append docs/BENCHMARKS.md
 
 clean:
 	$(CARGO_RUN) clean

@@ -25,15 +25,15 @@
 //! the extension `$WAVESYNC_EXT` or `<repo>/dist/wavesync`. Every daemon is killed when the
 //! benchmark ends (and by the kernel if the benchmark itself dies: PR_SET_PDEATHSIG).
 
-use rusqlite::{params, Connection, LoadExtensionGuard};
+use clap::Parser;
+use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wavesync_testkit::{app_with, on_failure, repo_path, wait_every, Daemon, Group, Launch, Rng};
 
 // ---------------------------------------------------------------------------------------
 // Arguments
@@ -60,77 +60,98 @@ struct Args {
     keep: bool,
 }
 
-const USAGE: &str = "wavesyncd-bench [--quick] [--changes N] [--samples N] [--seconds S] [--batch ROWS] \
-[--max-lag CHANGES] [--catchup-batch ROWS] [--peers N] [--cluster-writes N] [--cluster-batch ROWS] [--topology star|chain|mesh] [--idle-secs S] [--settle-secs S] \
-[--only latency,throughput,catchup,cluster,idle] [--perf DIR] [--daemon PATH] [--append FILE] [--keep]";
+/// Real wavesyncd processes on 127.0.0.1 against the daemon targets (docs/BENCHMARKS.md,
+/// "## Daemon"). Numbers may contain `_` (1_000_000).
+#[derive(Parser)]
+#[command(name = "wavesyncd-bench", args_override_self = true)]
+struct Cli {
+    /// Smaller defaults (under a minute): --changes 100000 --samples 50 --seconds 3
+    /// --cluster-writes 2000 --idle-secs 3 --settle-secs 3.
+    #[arg(long)]
+    quick: bool,
+    /// Changes a fresh peer catches up on [default: 1000000].
+    #[arg(long, value_name = "N", value_parser = num::<u64>)]
+    changes: Option<u64>,
+    /// Single-row commits timed for the latency [default: 200].
+    #[arg(long, value_name = "N", value_parser = num::<usize>)]
+    samples: Option<usize>,
+    /// Seconds the throughput writer runs [default: 10].
+    #[arg(long, value_name = "S", value_parser = num::<f64>)]
+    seconds: Option<f64>,
+    /// Rows per transaction of the throughput writer.
+    #[arg(long, value_name = "ROWS", value_parser = num::<u64>, default_value_t = 100)]
+    batch: u64,
+    /// The throughput writer pauses while b lags more than this many changes (0: never).
+    #[arg(long, value_name = "CHANGES", value_parser = num::<u64>, default_value_t = 200_000)]
+    max_lag: u64,
+    /// Rows per transaction written before the catch-up.
+    #[arg(long, value_name = "ROWS", value_parser = num::<u64>, default_value_t = 1000)]
+    catchup_batch: u64,
+    /// Daemons of the cluster (at least 2).
+    #[arg(long, value_name = "N", value_parser = num::<usize>, default_value_t = 10)]
+    peers: usize,
+    /// Rows written across the cluster [default: 10000].
+    #[arg(long, value_name = "N", value_parser = num::<u64>)]
+    cluster_writes: Option<u64>,
+    /// Rows per transaction of the cluster writers.
+    #[arg(long, value_name = "ROWS", value_parser = num::<u64>, default_value_t = 10)]
+    cluster_batch: u64,
+    /// Whom each cluster peer dials: the first peer, the previous one, or all before it.
+    #[arg(long, value_parser = ["star", "chain", "mesh"], default_value = "star")]
+    topology: String,
+    /// Seconds over which idle CPU is sampled [default: 10].
+    #[arg(long, value_name = "S", value_parser = num::<f64>)]
+    idle_secs: Option<f64>,
+    /// Seconds without writes before idle CPU is sampled [default: 10].
+    #[arg(long, value_name = "S", value_parser = num::<f64>)]
+    settle_secs: Option<f64>,
+    /// Only these phases: latency, throughput, catchup, cluster, idle (comma-separated).
+    #[arg(long, value_name = "PHASE,...")]
+    only: Option<String>,
+    /// Record `perf record -g` profiles of the daemons into DIR.
+    #[arg(long, value_name = "DIR")]
+    perf: Option<PathBuf>,
+    /// The daemon binary [default: $WAVESYNCD or <repo>/dist/wavesyncd].
+    #[arg(long, value_name = "PATH")]
+    daemon: Option<PathBuf>,
+    /// Append the report to the "## Daemon" section of FILE.
+    #[arg(long, value_name = "FILE")]
+    append: Option<PathBuf>,
+    /// Keep the working directory (databases, logs).
+    #[arg(long)]
+    keep: bool,
+}
 
-fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+/// A number, `_` allowed between digits.
+fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.replace('_', "").parse().map_err(|_| format!("not a number: {v}"))
 }
 
 fn parse_args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let quick = raw.iter().any(|a| a == "--quick");
-    let mut a = Args {
+    let cli = Cli::parse();
+    let quick = cli.quick;
+    Args {
         quick,
-        changes: if quick { 100_000 } else { 1_000_000 },
-        samples: if quick { 50 } else { 200 },
-        seconds: if quick { 3.0 } else { 10.0 },
-        batch: 100,
-        max_lag: 200_000,
-        peers: 10,
-        catchup_batch: 1000,
-        cluster_writes: if quick { 2_000 } else { 10_000 },
-        cluster_batch: 10,
-        topology: "star".into(),
-        idle_secs: if quick { 3.0 } else { 10.0 },
-        settle_secs: if quick { 3.0 } else { 10.0 },
-        only: None,
-        perf: None,
-        daemon: std::env::var_os("WAVESYNCD").map(PathBuf::from).unwrap_or_else(|| repo_path("dist/wavesyncd")),
-        append: None,
-        keep: false,
-    };
-    let mut it = raw.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
-        fn num<T: std::str::FromStr>(flag: &str, v: String) -> T {
-            v.replace('_', "").parse().unwrap_or_else(|_| die(&format!("{flag}: not a number: {v}")))
-        }
-        match flag.as_str() {
-            "--quick" => {}
-            "--changes" => a.changes = num(&flag, value()),
-            "--samples" => a.samples = num(&flag, value()),
-            "--seconds" => a.seconds = num(&flag, value()),
-            "--batch" => a.batch = num(&flag, value()),
-            "--max-lag" => a.max_lag = num(&flag, value()),
-            "--peers" => a.peers = num(&flag, value()),
-            "--catchup-batch" => a.catchup_batch = num(&flag, value()),
-            "--cluster-writes" => a.cluster_writes = num(&flag, value()),
-            "--cluster-batch" => a.cluster_batch = num(&flag, value()),
-            "--topology" => a.topology = value(),
-            "--idle-secs" => a.idle_secs = num(&flag, value()),
-            "--settle-secs" => a.settle_secs = num(&flag, value()),
-            "--only" => a.only = Some(value().split(',').map(|s| s.trim().to_string()).collect()),
-            "--perf" => a.perf = Some(PathBuf::from(value())),
-            "--daemon" => a.daemon = PathBuf::from(value()),
-            "--append" => a.append = Some(PathBuf::from(value())),
-            "--keep" => a.keep = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => die(&format!("unknown argument {other}\nusage: {USAGE}")),
-        }
+        changes: cli.changes.unwrap_or(if quick { 100_000 } else { 1_000_000 }),
+        samples: cli.samples.unwrap_or(if quick { 50 } else { 200 }),
+        seconds: cli.seconds.unwrap_or(if quick { 3.0 } else { 10.0 }),
+        batch: cli.batch.max(1),
+        max_lag: cli.max_lag,
+        peers: cli.peers.max(2),
+        catchup_batch: cli.catchup_batch.max(1),
+        cluster_writes: cli.cluster_writes.unwrap_or(if quick { 2_000 } else { 10_000 }),
+        cluster_batch: cli.cluster_batch.max(1),
+        topology: cli.topology,
+        idle_secs: cli.idle_secs.unwrap_or(if quick { 3.0 } else { 10.0 }),
+        settle_secs: cli.settle_secs.unwrap_or(if quick { 3.0 } else { 10.0 }),
+        only: cli.only.map(|o| o.split(',').map(|s| s.trim().to_string()).collect()),
+        perf: cli.perf,
+        daemon: cli.daemon.unwrap_or_else(|| {
+            std::env::var_os("WAVESYNCD").map(PathBuf::from).unwrap_or_else(|| repo_path("dist/wavesyncd"))
+        }),
+        append: cli.append,
+        keep: cli.keep,
     }
-    if !["star", "chain", "mesh"].contains(&a.topology.as_str()) {
-        die("--topology must be star, chain or mesh");
-    }
-    a.peers = a.peers.max(2);
-    a.batch = a.batch.max(1);
-    a.cluster_batch = a.cluster_batch.max(1);
-    a.catchup_batch = a.catchup_batch.max(1);
-    a
 }
 
 fn die(msg: &str) -> ! {
@@ -145,21 +166,10 @@ fn log(msg: impl AsRef<str>) {
 // ---------------------------------------------------------------------------------------
 // SQLite side
 
-fn ext_path() -> PathBuf {
-    std::env::var_os("WAVESYNC_EXT").map(PathBuf::from).unwrap_or_else(|| repo_path("dist/wavesync"))
-}
-
-/// An app connection: extension loaded, WAL, busy timeout, synchronous=NORMAL (the app's
-/// own choice; the daemon keeps its own connection's settings).
+/// An app connection: extension loaded, WAL, busy timeout of 10 s, synchronous=NORMAL (the
+/// app's own choice; the daemon keeps its own connection's settings).
 fn app(db: &Path) -> Connection {
-    let conn = Connection::open(db).expect("open database");
-    unsafe {
-        let _g = LoadExtensionGuard::new(&conn).expect("enable extension loading");
-        conn.load_extension(ext_path(), Some("sqlite3_wavesync_init"))
-            .unwrap_or_else(|e| die(&format!("load {}: {e} (run `make ext` first)", ext_path().display())));
-    }
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).expect("WAL");
+    let conn = app_with(db, Duration::from_secs(10));
     conn.execute_batch("PRAGMA synchronous=NORMAL").expect("synchronous");
     conn
 }
@@ -204,165 +214,17 @@ fn count(c: &Connection, table: &str) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Daemons
 
-/// A running `wavesyncd run`: SIGKILLed when dropped.
-struct Daemon {
-    name: String,
-    db: PathBuf,
-    child: Child,
-    addr: String,
-    log: PathBuf,
-    spawned: Instant,
+/// Daemons and groups are the kit's (`Launch::bench`: `--daemon`, `$WAVESYNCD_LOG`, killed
+/// with the benchmark); its waits poll every 20 ms.
+const POLL: Duration = Duration::from_millis(20);
+
+fn group(root: &Path, name: &str, args: &Args) -> Group {
+    Group::in_dir(root, name, Launch::bench(&args.daemon))
 }
 
-struct Group {
-    dir: PathBuf,
-    key: PathBuf,
-    daemon_bin: PathBuf,
-}
-
-impl Group {
-    fn new(root: &Path, name: &str, daemon_bin: &Path) -> Group {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).expect("create group dir");
-        let key = dir.join("group.key");
-        let st = Command::new(daemon_bin).args(["keygen", "--out"]).arg(&key).status().expect("run wavesyncd keygen");
-        assert!(st.success(), "wavesyncd keygen failed");
-        Group { dir, key, daemon_bin: daemon_bin.to_path_buf() }
-    }
-
-    fn db(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.db"))
-    }
-
-    /// Starts the daemon of `<name>.db` dialing `peers`; returns once it listens.
-    fn start(&self, name: &str, peers: &[String], extra: &[&str]) -> Daemon {
-        let db = self.db(name);
-        let log = self.dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(&self.daemon_bin);
-        cmd.arg("run").arg("--db").arg(&db).arg("--key-file").arg(&self.key);
-        cmd.args(["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--ext"]).arg(ext_path());
-        for p in peers {
-            cmd.args(["--peer", p]);
-        }
-        cmd.args(extra);
-        // The daemon's default log level; `WAVESYNCD_LOG` overrides it (e.g. wavesyncd=debug).
-        let level =
-            std::env::var("WAVESYNCD_LOG").unwrap_or_else(|_| "info,libp2p_gossipsub=warn,libp2p_mdns=warn".into());
-        cmd.env("RUST_LOG", level)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        // SAFETY: prctl is async-signal-safe; the daemon dies with the thread that spawned
-        // it (always the main thread here), so a killed benchmark leaves no daemons behind.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let spawned = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| die(&format!("cannot run {}: {e} (run `make daemon`)", self.daemon_bin.display())));
-        // The daemon prints `listening on <addr>/p2p/<id>` for every listen address; keep
-        // draining stdout so a later line never meets a closed pipe.
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                die(&format!("{name} did not start listening:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
-            }
-        };
-        Daemon { name: name.into(), db, child, addr, log, spawned }
-    }
-}
-
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let bytes = std::fs::read(format!("{}.wavesyncd-status.json", self.db.display())).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    fn counters(&self) -> BTreeMap<String, u64> {
-        self.status()
-            .and_then(|s| {
-                s["counters"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
-            })
-            .unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn proc_status(&self, field: &str) -> Option<u64> {
-        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        st.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    /// utime + stime in seconds.
-    fn cpu_secs(&self) -> Option<f64> {
-        let st = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        let rest = &st[st.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // Fields after the comm: state is field 3, utime field 14, stime field 15.
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / clock_ticks())
-    }
-
-    fn check_alive(&mut self) {
-        if !self.alive() {
-            die(&format!("{} exited unexpectedly:\n{}", self.name, tail(&self.log, 40)));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !ok() {
-        if start.elapsed() > timeout {
-            die(&format!("timed out after {timeout:?} waiting until {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
+/// The pid of a daemon the benchmark started (and never stops before it is dropped).
+fn pid(d: &Daemon) -> u32 {
+    d.pid().expect("a running daemon")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,7 +282,7 @@ fn perf_start(dir: &Option<PathBuf>, phase: &str, daemons: &[&Daemon]) -> Perf {
         match Command::new("perf")
             .args(["record", "-F", "499", "-g", "-q", "-o"])
             .arg(&out)
-            .args(["-p", &d.pid().to_string()])
+            .args(["-p", &pid(d).to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -523,40 +385,27 @@ impl Visibility {
     }
 }
 
-/// A small xorshift: pauses between latency samples.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Phases
 
 /// Phases 1, 2 and 6 on one pair of daemons.
 fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) {
-    let g = Group::new(root, "pair", &args.daemon);
+    let g = group(root, "pair", args);
     for n in ["a", "b"] {
         create_narrow(&g.db(n), "lat");
         create_wide(&g.db(n), "tp");
     }
     let a = g.start("a", &[], &[]);
-    let mut b = g.start("b", std::slice::from_ref(&a.addr), &[]);
+    let mut b = g.start("b", &[&a], &[]);
     let (ca, cb) = (app(&g.db("a")), app(&g.db("b")));
     // Warm-up: the first row proves the pair is connected and subscribed.
     ca.execute("INSERT INTO lat(id, v) VALUES (0, 'warm-up')", []).expect("insert");
-    wait_until("the pair is connected", Duration::from_secs(60), || count(&cb, "lat") == 1);
+    wait_every("the pair is connected", Duration::from_secs(60), POLL, || count(&cb, "lat") == 1);
     std::thread::sleep(Duration::from_millis(500));
 
     if run("latency") {
         log(format!("latency: {} single-row commits on a, polled on b every 0.25 ms", args.samples));
+        // A small xorshift: pauses between latency samples.
         let mut rng = Rng(0x9e3779b97f4a7c15);
         let mut lat = Vec::new();
         let mut lost = 0;
@@ -601,7 +450,7 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
                 ", unthrottled".into()
             }
         ));
-        let bytes0 = sent_total(&[a.pid(), b.pid()]);
+        let bytes0 = sent_total(&[pid(&a), pid(&b)]);
         let perf = perf_start(&args.perf, "throughput", &[&a, &b]);
         let stop = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
@@ -666,7 +515,7 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
         }
         let all_secs = t0.elapsed().as_secs_f64();
         drop(perf);
-        let bytes1 = sent_total(&[a.pid(), b.pid()]);
+        let bytes1 = sent_total(&[pid(&a), pid(&b)]);
         let changes = rows as f64 * 4.0;
         let sustained = count(&cb, "tp") as f64 * 4.0 / all_secs;
         // Arrival rate on b while the writer ran (after its first second).
@@ -765,7 +614,7 @@ fn idle(args: &Args, rep: &mut Report, label: &str, ds: &[&Daemon]) {
 /// Phase 3: a fresh peer catches up on `--changes` changes.
 fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     let rows = args.changes.div_ceil(4);
-    let g = Group::new(root, "catchup", &args.daemon);
+    let g = group(root, "catchup", args);
     create_wide(&g.db("a"), "cu");
     create_wide(&g.db("b"), "cu");
     let tx_rows = args.catchup_batch;
@@ -789,10 +638,10 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     log(format!("catch-up: a holds {changes} changes ({:.1} s to write)", t.elapsed().as_secs_f64()));
     let a = g.start("a", &[], &[]);
     let cb = app(&g.db("b"));
-    let bytes0 = sent_total(&[a.pid()]).unwrap_or(0);
-    let mut b = g.start("b", std::slice::from_ref(&a.addr), &[]);
+    let bytes0 = sent_total(&[pid(&a)]).unwrap_or(0);
+    let mut b = g.start("b", &[&a], &[]);
     let perf = perf_start(&args.perf, "catchup", &[&a, &b]);
-    let t0 = b.spawned;
+    let t0 = b.spawned();
     let mut first_row: Option<f64> = None;
     let mut progress = Vec::new();
     loop {
@@ -813,7 +662,7 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     }
     let secs = t0.elapsed().as_secs_f64();
     drop(perf);
-    let bytes = tcp_bytes(&[a.pid(), b.pid()]);
+    let bytes = tcp_bytes(&[pid(&a), pid(&b)]);
     let hwm: Vec<f64> = [&a, &b].iter().map(|d| d.proc_status("VmHWM:").unwrap_or(0) as f64 / 1024.0).collect();
     // The status file is rewritten every second: let the counters catch up.
     std::thread::sleep(Duration::from_millis(1100));
@@ -864,8 +713,8 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     create_wide(&g.db("c"), "cu");
     let cc = app(&g.db("c"));
     let ca = app(&g.db("a"));
-    let mut c = g.start("c", std::slice::from_ref(&a.addr), &[]);
-    let t0 = c.spawned;
+    let mut c = g.start("c", &[&a], &[]);
+    let t0 = c.spawned();
     let mut lat = Vec::new();
     let mut lost = 0;
     let mut visible = cb.prepare("SELECT count(*) FROM cu WHERE id = ?1").expect("prepare");
@@ -920,7 +769,7 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     drop(a);
     create_wide(&g.db("d"), "cu");
     let cd = app(&g.db("d"));
-    let mut d = g.start("d", &[b.addr.clone()], &[]);
+    let mut d = g.start("d", &[&b], &[]);
     let (secs, first_row) = until_rows(&mut d, &cd, total, Duration::from_millis(50), "the relayed catch-up");
     rep.row(
         format!(
@@ -939,7 +788,7 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
     // A returning peer: d stops, a comes back and writes a little, which b takes live;
     // a stops again and d restarts from b. b serves a's newest versions only.
     drop(d);
-    let a = g.start("a", &[b.addr.clone()], &[]);
+    let a = g.start("a", &[&b], &[]);
     let ca = app(&g.db("a"));
     // a's own catch-up with b (its first ask for d's versions walks all of b) goes first.
     std::thread::sleep(Duration::from_secs(2));
@@ -949,9 +798,9 @@ fn catchup(args: &Args, root: &Path, rep: &mut Report) {
         insert_wide(&ca, "cu", first as u64 + i * 10, 10);
     }
     let want = total + extra;
-    wait_until("b has a's new rows", Duration::from_secs(60), || count(&cb, "cu") >= want);
+    wait_every("b has a's new rows", Duration::from_secs(60), POLL, || count(&cb, "cu") >= want);
     drop(a);
-    let mut d = g.start("d", &[b.addr.clone()], &[]);
+    let mut d = g.start("d", &[&b], &[]);
     let (secs, _) = until_rows(&mut d, &cd, want, Duration::from_millis(5), "the returning peer's catch-up");
     rep.row(
         format!("catch-up of a returning peer from a relay: {extra} new rows of a third peer, on {total} rows"),
@@ -974,7 +823,7 @@ fn until_rows(d: &mut Daemon, c: &Connection, rows: u64, poll: Duration, what: &
     let mut first_row = f64::NAN;
     loop {
         let n = count(c, "cu");
-        let el = d.spawned.elapsed().as_secs_f64();
+        let el = d.spawned().elapsed().as_secs_f64();
         if n > 0 && first_row.is_nan() {
             first_row = el;
         }
@@ -993,7 +842,7 @@ fn until_rows(d: &mut Daemon, c: &Connection, rows: u64, poll: Duration, what: &
 /// them; time from the last commit until every table is identical.
 fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) {
     let n = args.peers;
-    let g = Group::new(root, "cluster", &args.daemon);
+    let g = group(root, "cluster", args);
     let names: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
     for name in &names {
         create_narrow(&g.db(name), "cl");
@@ -1001,20 +850,21 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
     log(format!("cluster: starting {n} daemons ({} topology)", args.topology));
     let mut ds: Vec<Daemon> = Vec::new();
     for i in 0..n {
-        let peers: Vec<String> = match args.topology.as_str() {
-            "star" if i > 0 => vec![ds[0].addr.clone()],
-            "chain" if i > 0 => vec![ds[i - 1].addr.clone()],
-            "mesh" => ds.iter().map(|d| d.addr.clone()).collect(),
+        let peers: Vec<&Daemon> = match args.topology.as_str() {
+            "star" if i > 0 => vec![&ds[0]],
+            "chain" if i > 0 => vec![&ds[i - 1]],
+            "mesh" => ds.iter().collect(),
             _ => vec![],
         };
-        ds.push(g.start(&names[i], &peers, &[]));
+        let d = g.start(&names[i], &peers, &[]);
+        ds.push(d);
     }
     let conns: Vec<Connection> = names.iter().map(|nm| app(&g.db(nm))).collect();
     // Warm-up: one row from every peer reaches every peer (connections and subscriptions up).
     for (i, c) in conns.iter().enumerate() {
         c.execute("INSERT INTO cl(id, v) VALUES (?1, 'warm-up')", [-(i as i64) - 1]).expect("insert");
     }
-    let warm = wait_until("the cluster is connected", Duration::from_secs(120), || {
+    let warm = wait_every("the cluster is connected", Duration::from_secs(120), POLL, || {
         conns.iter().all(|c| count(c, "cl") == n as u64)
     });
     log(format!("cluster: connected and warmed up in {:.1} s", warm.as_secs_f64()));
@@ -1024,7 +874,7 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
     let batch = args.cluster_batch;
     let per_peer = writes / n as u64;
     let total = per_peer * n as u64 + n as u64;
-    let pids: Vec<u32> = ds.iter().map(|d| d.pid()).collect();
+    let pids: Vec<u32> = ds.iter().map(pid).collect();
     let bytes0 = sent_total(&pids);
     let hub: Vec<&Daemon> = ds.iter().take(2).collect();
     let perf = perf_start(&args.perf, "cluster", &hub);
@@ -1153,6 +1003,7 @@ fn cluster(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> boo
 }
 
 fn main() {
+    on_failure(die);
     let args = parse_args();
     if !args.daemon.exists() {
         die(&format!("{} not found (run `make daemon`, or pass --daemon)", args.daemon.display()));
@@ -1235,7 +1086,7 @@ fn append_daemon_section(path: &Path, entry: &str) {
             format!("{}{}\n{}", before.trim_end_matches('\n'), ensure_nl(entry), after)
         }
         None => format!(
-            "{}\n\n## Daemon\n\n`make bench-daemon` runs `wavesyncd-bench` (sync-daemon/examples/wavesyncd-bench.rs): real \
+            "{}\n\n## Daemon\n\n`make bench-daemon` runs `wavesyncd-bench` (bench/src/bin/wavesyncd-bench.rs): real \
              `wavesyncd` processes on 127.0.0.1 (`--no-mdns`, explicit `--peer`s), written to through rusqlite connections \
              with the extension loaded, against the daemon targets of issue 5. `make bench-daemon BENCH_DAEMON_ARGS=--quick` \
              is a run of under a minute.\n{}",
