@@ -13,6 +13,8 @@ pub mod affinity;
 pub mod alter;
 pub mod change;
 pub mod changes;
+pub mod changes_read;
+pub mod changes_write;
 pub mod clock;
 pub mod compact;
 pub mod error;
