@@ -31,7 +31,7 @@ pub fn begin_alter(st: &mut State, table: &str) -> Result<()> {
         "INSERT OR REPLACE INTO wavesync_meta (key, value) VALUES ('altering:' || ?1, ?2)",
         params![t.name, current],
     )?;
-    schema::create_triggers(&st.conn, &t, true)?;
+    crate::triggers::create_triggers(&st.conn, &t, true)?;
     st.invalidate_tables();
     Ok(())
 }
@@ -101,7 +101,7 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
     let mut info = TableInfo::new(name.clone(), pks, columns, old.policy);
     // The clock table keeps its layout unless the key changes (then it is made anew below).
     info.int_key = if rekey { int_key } else { old.int_key };
-    schema::create_triggers(&st.conn, &info, false)?;
+    crate::triggers::create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
 
     if rekey {

@@ -338,7 +338,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         Ok(None)
     })?;
 
-    // The clock-writing triggers of delete_wins tables (schema::create_triggers): the
+    // The clock-writing triggers of delete_wins tables (triggers::create_triggers): the
     // statements run inside the trigger program; these compute what they write.
     let sh = shared.clone();
     db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| {

@@ -30,6 +30,7 @@ pub mod schema;
 pub mod state;
 pub mod stmts;
 pub mod tableinfo;
+pub mod triggers;
 pub mod value;
 pub mod varint;
 pub mod vector;
