@@ -40,7 +40,7 @@ esac
 
 log="$(mktemp "${TMPDIR:-/tmp}/wavesync-test.XXXXXX")"
 # Tests that cannot run here (no privilege for a mount, say) write a line to this file
-# (sync-daemon/tests/common `skip`): they are counted as skipped, not as passed.
+# (wavesync-testkit `skip`): they are counted as skipped, not as passed.
 skipped_log="$(mktemp "${TMPDIR:-/tmp}/wavesync-skipped.XXXXXX")"
 export WAVESYNC_SKIPPED="$skipped_log"
 trap 'rm -f "$log" "$skipped_log"' EXIT
