@@ -69,10 +69,34 @@ pub fn tombstone(st: &mut State, mut rc: RowClock) -> Result<RowClock> {
     Ok(rc)
 }
 
-pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
-    if t.policy == DeletePolicy::AddWins {
-        return addwins::local_insert(st, t, pk);
+/// What one delete policy records for local writes (`policy`).
+struct LocalWrites {
+    insert: fn(&mut State, &TableInfo, &[u8]) -> Result<()>,
+    delete: fn(&mut State, &TableInfo, &[u8]) -> Result<()>,
+    /// An update that kept the key and changed the columns flagged.
+    update: fn(&mut State, &TableInfo, &[u8], &[bool]) -> Result<()>,
+}
+
+/// The one place a local write picks its delete policy (merges pick theirs in merge.rs).
+fn policy(t: &TableInfo) -> LocalWrites {
+    match t.policy {
+        DeletePolicy::DeleteWins => LocalWrites { insert: insert_dw, delete: delete_dw, update: update_dw },
+        DeletePolicy::AddWins => {
+            LocalWrites { insert: addwins::local_insert, delete: addwins::local_delete, update: addwins::local_update }
+        }
     }
+}
+
+pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    (policy(t).insert)(st, t, pk)
+}
+
+pub fn after_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
+    (policy(t).delete)(st, t, pk)
+}
+
+/// delete_wins: an insert.
+fn insert_dw(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let dbv = st.next_db_version(0)?;
     let ncols = t.cols.len();
     // Fast path: a key never seen before (the common case) needs no read of its clock.
@@ -109,10 +133,8 @@ pub fn after_insert(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     st.put_clock(t, pk, &rc)
 }
 
-pub fn after_delete(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
-    if t.policy == DeletePolicy::AddWins {
-        return addwins::local_delete(st, t, pk);
-    }
+/// delete_wins: a delete.
+fn delete_dw(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
     let rc = tombstone(st, rc)?;
     st.put_clock(t, pk, &rc)
@@ -128,9 +150,11 @@ pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8],
     if !changed.iter().any(|c| *c) {
         return Ok(());
     }
-    if t.policy == DeletePolicy::AddWins {
-        return addwins::local_update(st, t, new_pk, changed);
-    }
+    (policy(t).update)(st, t, new_pk, changed)
+}
+
+/// delete_wins: an update that kept the key.
+fn update_dw(st: &mut State, t: &TableInfo, new_pk: &[u8], changed: &[bool]) -> Result<()> {
     let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
     bump(st, t, &mut rc, changed)?;
     st.put_clock(t, new_pk, &rc)
