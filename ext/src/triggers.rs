@@ -1,0 +1,87 @@
+//! The triggers that record local writes on a CRR: what SQL `wavesync_as_crr` (and
+//! `begin_alter` / `commit_alter`) install, and their removal. What the trigger functions
+//! compute is in `functions.rs` and `local.rs`.
+
+use crate::error::{ident, literal, Result};
+use crate::tableinfo::{DeletePolicy, TableInfo};
+use rusqlite::Connection;
+
+/// Creates the triggers that record local writes.
+///
+/// delete_wins tables get triggers whose statements write the clock table themselves
+/// (one seek and one write per row, inside the trigger program); the Rust functions they
+/// call only compute the new clock blob. The rare cases — a key change, a row without a
+/// clock, a re-insert over an existing clock — fall back to one function that does it all.
+/// add_wins tables, and every table between begin_alter and commit_alter (`coarse`), use
+/// that function for every write. `coarse` makes the update trigger name no column but
+/// the key, so ALTER TABLE can drop any other column; an update then counts as a write of
+/// every tracked column.
+pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) -> Result<()> {
+    let name = &t.name;
+    let tq = ident(name);
+    let lit = literal(name);
+    let new_pk: Vec<String> = t.pks.iter().map(|p| format!("NEW.{}", ident(p))).collect();
+    let old_pk: Vec<String> = t.pks.iter().map(|p| format!("OLD.{}", ident(p))).collect();
+    let changed: Vec<String> = t.cols.iter().map(|c| format!("NEW.{0} IS NOT OLD.{0}", ident(c))).collect();
+    let mut upd_args = vec![lit.clone()];
+    upd_args.extend(new_pk.iter().cloned());
+    upd_args.extend(old_pk.iter().cloned());
+    if !coarse {
+        upd_args.extend(changed.iter().cloned());
+    }
+    let trig = |suffix: &str| ident(&format!("{name}__wavesync_{suffix}"));
+    let (ins, upd, del, key) = (trig("ins"), trig("upd"), trig("del"), trig("key"));
+    let (new, old, upd_args) = (new_pk.join(", "), old_pk.join(", "), upd_args.join(", "));
+    let mut sql = format!(
+        "DROP TRIGGER IF EXISTS {ins}; DROP TRIGGER IF EXISTS {upd}; DROP TRIGGER IF EXISTS {del}; DROP TRIGGER IF EXISTS {key};"
+    );
+    if coarse || t.policy == DeletePolicy::AddWins {
+        sql.push_str(&format!(
+            "CREATE TRIGGER {ins} AFTER INSERT ON {tq} BEGIN SELECT wavesync_after_insert({lit}, {new}); END;
+             CREATE TRIGGER {upd} AFTER UPDATE ON {tq} BEGIN SELECT wavesync_after_update({upd_args}); END;
+             CREATE TRIGGER {del} AFTER DELETE ON {tq} BEGIN SELECT wavesync_after_delete({lit}, {old}); END;"
+        ));
+        conn.execute_batch(&sql)?;
+        return Ok(());
+    }
+    let c = ident(&t.clock);
+    let clock_key =
+        |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
+    let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
+    let same_key = t.pks.iter().map(|p| format!("NEW.{0} IS OLD.{0}", ident(p))).collect::<Vec<_>>().join(" AND ");
+    sql.push_str(&format!(
+        "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_recording({lit}) BEGIN
+           INSERT INTO {c} (pk, cl, db_version, clocks) VALUES ({new_key}, 1, wavesync_tx_version(), wavesync_fresh_clock({lit})) ON CONFLICT DO NOTHING;
+           SELECT wavesync_insert_existing({lit}, {new}) WHERE changes() = 0;
+         END;
+         CREATE TRIGGER {del} AFTER DELETE ON {tq} WHEN wavesync_recording({lit}) BEGIN
+           UPDATE {c} SET cl = cl + (cl & 1), db_version = wavesync_tx_version(), clocks = wavesync_tomb_clock(cl) WHERE pk = {old_key};
+           SELECT wavesync_after_delete({lit}, {old}) WHERE changes() = 0;
+         END;
+         CREATE TRIGGER {key} AFTER UPDATE OF {pk_cols} ON {tq} WHEN NOT ({same_key}) AND wavesync_recording({lit}) BEGIN
+           SELECT wavesync_after_update({lit}, {new}, {old});
+         END;",
+        pk_cols = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", "),
+    ));
+    {
+        let flags: String = changed.iter().map(|f| format!(", {f}")).collect();
+        let any = if changed.is_empty() { "0".to_string() } else { changed.join(" OR ") };
+        // Every UPDATE fires it (not only `UPDATE OF` the tracked columns): a write to a
+        // column added without begin_alter must meet the refusal in wavesync_recording.
+        sql.push_str(&format!(
+            "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_recording({lit}) AND ({same_key}) AND ({any}) BEGIN
+               UPDATE {c} SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock({lit}, clocks{flags}) WHERE pk = {new_key};
+               SELECT wavesync_after_update({upd_args}) WHERE changes() = 0;
+             END;",
+        ));
+    }
+    conn.execute_batch(&sql)?;
+    Ok(())
+}
+
+pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
+    for suffix in ["ins", "upd", "del", "key"] {
+        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(&format!("{name}__wavesync_{suffix}"))))?;
+    }
+    Ok(())
+}
