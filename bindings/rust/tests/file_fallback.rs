@@ -3,7 +3,8 @@
 //! written once into a private directory under a content-hash name, reused, and loadable.
 
 use std::os::unix::fs::PermissionsExt;
-use wavesync::rusqlite::{Connection, LoadExtensionGuard};
+use wavesync::rusqlite::Connection;
+use wavesync_testkit::load_extension;
 
 #[test]
 fn extract_to_dir_writes_once_and_loads() {
@@ -29,10 +30,7 @@ fn extract_to_dir_writes_once_and_loads() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary files left");
 
     let conn = Connection::open_in_memory().unwrap();
-    unsafe {
-        let _guard = LoadExtensionGuard::new(&conn).unwrap();
-        conn.load_extension(&path, Some(wavesync::ENTRY_POINT)).unwrap();
-    }
+    load_extension(&conn, &path, Some(wavesync::ENTRY_POINT)).unwrap();
     let site: Vec<u8> = conn.query_row("SELECT wavesync_site_id()", [], |r| r.get(0)).unwrap();
     assert_eq!(site.len(), 16);
     drop(conn);
