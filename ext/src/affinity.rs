@@ -10,6 +10,7 @@
 //! tables refuse what does not fit, as SQLite does.
 
 use crate::value::Val;
+use rusqlite::types::ValueRef;
 
 /// A column's affinity (sqlite3AffinityType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,30 @@ impl Column {
             (false, _) => (affinity, None),
         };
         Column { affinity, strict, rowid }
+    }
+
+    /// Whether the column stores `v` exactly as it is (the common case, answered without
+    /// copying the value); when false, `normalize` says what it becomes.
+    pub fn keeps(&self, v: ValueRef<'_>) -> bool {
+        if self.rowid {
+            let int_affinity = matches!(self.affinity, Affinity::Integer | Affinity::Numeric | Affinity::Blob);
+            return int_affinity && matches!(v, ValueRef::Integer(_));
+        }
+        if self.strict.is_some() {
+            return false; // rare: normalize checks the type
+        }
+        match (self.affinity, v) {
+            (_, ValueRef::Real(f)) if f.is_nan() => false,
+            (_, ValueRef::Null | ValueRef::Blob(_)) | (Affinity::Blob, _) => true,
+            (Affinity::Text, ValueRef::Text(_)) => true,
+            (Affinity::Text, _) => false,
+            // A whole REAL is read back as (double)i: only -0.0 changes.
+            (Affinity::Real, ValueRef::Real(f)) => !(f == 0.0 && f.is_sign_negative()),
+            (Affinity::Numeric | Affinity::Integer, ValueRef::Integer(_)) => true,
+            (Affinity::Numeric | Affinity::Integer, ValueRef::Real(f)) => whole(f).is_none(),
+            (_, ValueRef::Text(t)) => parse_number(t).is_none(),
+            (Affinity::Real, ValueRef::Integer(_)) => false,
+        }
     }
 
     /// The value as this column stores it, or why it cannot hold it.
@@ -269,6 +294,32 @@ mod tests {
         assert_eq!(strict.normalize(&Val::Real(2.0)), Ok(Val::Int(2)));
         assert!(strict.normalize(&Val::Text(b"x".to_vec())).is_err());
         assert!(Column::new("BLOB", true, false).normalize(&Val::Int(1)).is_err());
+    }
+
+    #[test]
+    fn keeps_agrees_with_normalize() {
+        let values = [
+            Val::Null,
+            Val::Int(3),
+            Val::Real(3.0),
+            Val::Real(-0.0),
+            Val::Real(2.5),
+            Val::Real(f64::NAN),
+            Val::Text(b"3".to_vec()),
+            Val::Text(b" 2.5 ".to_vec()),
+            Val::Text(b"abc".to_vec()),
+            Val::Blob(b"3".to_vec()),
+        ];
+        for t in ["INTEGER", "TEXT", "REAL", "NUMERIC", "BLOB", ""] {
+            for (strict, rowid) in [(false, false), (true, false), (false, true)] {
+                let c = Column::new(t, strict, rowid);
+                for v in &values {
+                    if c.keeps(v.as_ref()) {
+                        assert!(c.normalize(v).is_ok_and(|n| n.same(v)), "{t} strict={strict} rowid={rowid}: {v:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -80,10 +80,8 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
         }
         None => (pk, None),
     };
-    let val = normalize_value(&t, ch)?;
-    let normalized =
-        Change { pk: packed_pk.as_deref().unwrap_or(ch.pk), val: val.as_ref().map_or(ch.val, Val::as_ref), ..*ch };
-    let ch = &normalized;
+    let keyed = Change { pk: packed_pk.as_deref().unwrap_or(ch.pk), ..*ch };
+    let ch = &keyed;
     if ch.cid.is_empty() {
         return Err(fail("wavesync_changes: cid must be a column name or '-1' (got an empty name)"));
     }
@@ -99,6 +97,9 @@ pub fn merge(st: &mut State, sync: &AtomicBool, ch: &Change<'_>) -> Result<()> {
         // A peer that migrated first: keep the change until this replica has the column.
         return keep_pending(st, ch);
     };
+    let val = normalize_value(&t, cid, ch)?;
+    let normalized = Change { val: val.as_ref().map_or(ch.val, Val::as_ref), ..*ch };
+    let ch = &normalized;
     if cid != SENTINEL && ch.cl % 2 == 0 {
         return Err(fail(format!(
             "wavesync_changes: change of column '{}' carries an even causal length {} (a deleted row); only '-1' changes can delete",
@@ -269,6 +270,9 @@ fn merge_cell(
 fn normalize_key(t: &TableInfo, pk: &[Val]) -> Result<Option<Vec<Val>>> {
     let mut out: Option<Vec<Val>> = None;
     for (i, (v, col)) in pk.iter().zip(&t.pk_types).enumerate() {
+        if col.keeps(v.as_ref()) {
+            continue;
+        }
         let n = col.normalize(v).map_err(|e| {
             fail(format!("wavesync_changes: bad pk for table '{}': column '{}': {e}", t.name, t.pks[i]))
         })?;
@@ -280,9 +284,11 @@ fn normalize_key(t: &TableInfo, pk: &[Val]) -> Result<Option<Vec<Val>>> {
 }
 
 /// The change's value as its column stores it, if that differs from the value sent.
-fn normalize_value(t: &TableInfo, ch: &Change<'_>) -> Result<Option<Val>> {
-    let Some(pos) = t.cols.iter().position(|c| c == ch.cid) else { return Ok(None) };
-    let Some(col) = t.col_types.get(pos) else { return Ok(None) };
+fn normalize_value(t: &TableInfo, cid: u32, ch: &Change<'_>) -> Result<Option<Val>> {
+    let Some(col) = t.pos(cid).and_then(|p| t.col_types.get(p)) else { return Ok(None) };
+    if col.keeps(ch.val) {
+        return Ok(None);
+    }
     let v = Val::from_ref(ch.val);
     let n = col
         .normalize(&v)
