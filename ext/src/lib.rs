@@ -11,6 +11,7 @@
 pub mod addwins;
 pub mod affinity;
 pub mod alter;
+pub mod args;
 pub mod change;
 pub mod changes;
 pub mod changes_read;
@@ -30,6 +31,7 @@ pub mod schema;
 pub mod state;
 pub mod stmts;
 pub mod tableinfo;
+pub mod trigger_functions;
 pub mod triggers;
 pub mod value;
 pub mod varint;
@@ -49,6 +51,7 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
             }
         }
         functions::register_all(&db, &shared)?;
+        trigger_functions::register(&db, &shared)?;
         let changes = changes::module();
         db.create_module("wavesync_changes", changes, Some(shared.clone()))?;
         db.create_module("crsql_changes", changes, Some(shared.clone()))?;

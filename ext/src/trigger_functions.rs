@@ -1,0 +1,158 @@
+//! The functions the triggers of `triggers.rs` call (not for direct use): each records one
+//! local write through `local.rs`, or computes the clock blob a trigger statement writes.
+//! All return at once while a merge writes (the sync bit).
+
+use crate::args::{int_arg, pack_args};
+use crate::error::{fail, Result};
+use crate::local;
+use crate::state::{Shared, State};
+use crate::tableinfo::TableInfo;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Registers the trigger functions (innocuous: `trusted_schema=OFF` hosts allow them).
+pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
+    let trig = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_insert", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        local::after_insert(&mut st, &t, &pk)?;
+        Ok(None)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_delete", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        local::after_delete(&mut st, &t, &pk)?;
+        Ok(None)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_after_update", -1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(None::<i64>);
+        }
+        let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
+        let t = table_for(&mut st, ctx)?;
+        let n = t.pks.len();
+        let coarse = ctx.len() == 1 + 2 * n; // between begin_alter and commit_alter
+        if !coarse && ctx.len() != 1 + 2 * n + t.cols.len() {
+            return Err(triggers_mismatch(&t));
+        }
+        let new_pk = pack_args(ctx, 1, n)?;
+        let old_pk = pack_args(ctx, 1 + n, n)?;
+        let changed: Vec<bool> = (0..t.cols.len())
+            .map(|i| coarse || matches!(ctx.get_raw(1 + 2 * n + i), ValueRef::Integer(v) if v != 0))
+            .collect();
+        local::after_update(&mut st, &t, &new_pk, &old_pk, &changed)?;
+        Ok(None)
+    })?;
+
+    // The clock-writing triggers of delete_wins tables (triggers::create_triggers): the
+    // statements run inside the trigger program; these compute what they write.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| {
+        if sh.sync_bit.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut st = sh.lock()?;
+        st.tx()?; // a new transaction also re-checks the schema before the table is used
+        table_for(&mut st, ctx)?;
+        Ok(true)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_fresh_clock", 1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let tx = st.tx()?;
+        let (dbv, first) = (tx.db_version, tx.seq);
+        let blob = local::fresh_clock_blob(&mut st, &t)?;
+        st.fresh_seqs = Some((dbv, first, st.tx()?.seq));
+        Ok(blob)
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_bump_clock", -1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        if ctx.len() != 2 + t.cols.len() {
+            return Err(triggers_mismatch(&t));
+        }
+        let ValueRef::Blob(blob) = ctx.get_raw(1) else {
+            return Err(fail("wavesync: corrupt clock row (clocks is not a blob)"));
+        };
+        local::bump_blob(&mut st, &t, blob, |i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0))
+    })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_tomb_clock", 1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let cl = int_arg(ctx, 0, "wavesync_tomb_clock")?;
+        let rc = local::tombstone(&mut st, crate::clock::RowClock { cl, cells: Vec::new() })?;
+        Ok(rc.encode())
+    })?;
+
+    // The insert trigger's fallback when the key already had a clock (a re-insert after a
+    // delete, or INSERT OR REPLACE): the seqs of the dropped fresh clock are reused.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_insert_existing", -1, trig, move |ctx| {
+        let mut st = sh.lock()?;
+        let t = table_for(&mut st, ctx)?;
+        let pk = pack_args(ctx, 1, t.pks.len())?;
+        if let Some((dbv, first, next)) = st.fresh_seqs.take() {
+            let tx = st.tx()?;
+            if tx.db_version == dbv && tx.seq == next {
+                tx.seq = first;
+            }
+        }
+        local::after_insert(&mut st, &t, &pk)?;
+        Ok(None::<i64>)
+    })?;
+
+    Ok(())
+}
+
+fn triggers_mismatch(t: &TableInfo) -> rusqlite::Error {
+    fail(format!(
+        "wavesync: the triggers of '{}' do not match its columns; was the table altered without wavesync_begin_alter/wavesync_commit_alter?",
+        t.name
+    ))
+}
+
+fn table_for(st: &mut State, ctx: &Context<'_>) -> Result<Arc<TableInfo>> {
+    // Borrowed, not copied: triggers call this for every row they record.
+    let ValueRef::Text(name) = ctx.get_raw(0) else {
+        return Err(fail("wavesync trigger: argument 1 must be text"));
+    };
+    if let Some(t) = st.last_table(name) {
+        let t = t.clone();
+        t.check_usable()?;
+        return Ok(t);
+    }
+    let name = std::str::from_utf8(name).map_err(|_| fail("wavesync trigger: argument 1 must be UTF-8 text"))?;
+    let t = st.table(name)?.ok_or_else(|| {
+        fail(format!("wavesync: '{name}' has wavesync triggers but is not a CRR; drop its __wavesync_ triggers or run wavesync_as_crr('{name}')"))
+    })?;
+    t.check_usable()?;
+    Ok(t)
+}
