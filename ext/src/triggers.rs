@@ -1,6 +1,6 @@
 //! The triggers that record local writes on a CRR: what SQL `wavesync_as_crr` (and
 //! `begin_alter` / `commit_alter`) install, and their removal. What the trigger functions
-//! compute is in `functions.rs` and `local.rs`.
+//! compute is in `trigger_functions.rs` and `local.rs`.
 
 use crate::error::{ident, literal, Result};
 use crate::tableinfo::{DeletePolicy, TableInfo};
