@@ -5,7 +5,7 @@
 use crate::args::{int_arg, pack_args};
 use crate::error::{fail, Result};
 use crate::local;
-use crate::state::{Shared, State};
+use crate::state::{Locked, Shared, State};
 use crate::tableinfo::TableInfo;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -18,12 +18,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let trig = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
     let sh = shared.clone();
     db.create_scalar_function("wavesync_after_insert", -1, trig, move |ctx| {
-        if sh.sync_bit.load(Ordering::Acquire) {
-            return Ok(None::<i64>);
-        }
-        let mut st = sh.lock()?;
-        st.tx()?; // a new transaction also re-checks the schema before the table is used
-        let t = table_for(&mut st, ctx)?;
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
         let pk = pack_args(ctx, 1, t.pks.len())?;
         local::after_insert(&mut st, &t, &pk)?;
         Ok(None)
@@ -31,12 +26,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_after_delete", -1, trig, move |ctx| {
-        if sh.sync_bit.load(Ordering::Acquire) {
-            return Ok(None::<i64>);
-        }
-        let mut st = sh.lock()?;
-        st.tx()?; // a new transaction also re-checks the schema before the table is used
-        let t = table_for(&mut st, ctx)?;
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
         let pk = pack_args(ctx, 1, t.pks.len())?;
         local::after_delete(&mut st, &t, &pk)?;
         Ok(None)
@@ -44,12 +34,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_after_update", -1, trig, move |ctx| {
-        if sh.sync_bit.load(Ordering::Acquire) {
-            return Ok(None::<i64>);
-        }
-        let mut st = sh.lock()?;
-        st.tx()?; // a new transaction also re-checks the schema before the table is used
-        let t = table_for(&mut st, ctx)?;
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
         let n = t.pks.len();
         let coarse = ctx.len() == 1 + 2 * n; // between begin_alter and commit_alter
         if !coarse && ctx.len() != 1 + 2 * n + t.cols.len() {
@@ -67,15 +52,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     // The clock-writing triggers of delete_wins tables (triggers::create_triggers): the
     // statements run inside the trigger program; these compute what they write.
     let sh = shared.clone();
-    db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| {
-        if sh.sync_bit.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let mut st = sh.lock()?;
-        st.tx()?; // a new transaction also re-checks the schema before the table is used
-        table_for(&mut st, ctx)?;
-        Ok(true)
-    })?;
+    db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| Ok(recording(&sh, ctx)?.is_some()))?;
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
@@ -130,6 +107,18 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     })?;
 
     Ok(())
+}
+
+/// The state and the table a trigger names, with the transaction's view started (which
+/// also re-checks the schema before the table is used); None while a merge writes.
+fn recording<'s>(sh: &'s Shared, ctx: &Context<'_>) -> Result<Option<(Locked<'s>, Arc<TableInfo>)>> {
+    if sh.sync_bit.load(Ordering::Acquire) {
+        return Ok(None);
+    }
+    let mut st = sh.lock()?;
+    st.tx()?;
+    let t = table_for(&mut st, ctx)?;
+    Ok(Some((st, t)))
 }
 
 fn triggers_mismatch(t: &TableInfo) -> rusqlite::Error {

@@ -6,8 +6,8 @@
 //! - [`changes`]: moving changes between connections the way any transport would;
 //! - [`daemon`]: real `wavesyncd` processes on 127.0.0.1 (groups of peers, status files);
 //! - [`items`]: the `items` table the daemon tests write, and their convergence checks;
-//! - [`util`]: `wait_until`, the seeded `Rng`, `skip`, `long_run`, and what a helper does
-//!   when it gives up (`fail`, `on_failure`).
+//! - [`util`]: `wait_until`, the seeded `Rng`, `skip`, `long_run`, `cpu_model`, and what a
+//!   helper does when it gives up (`fail`, `on_failure`).
 //!
 //! Everything is re-exported at the root: `use wavesync_testkit::*;`.
 

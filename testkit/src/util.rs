@@ -84,3 +84,15 @@ pub fn skip(name: &str, reason: &str) {
         }
     }
 }
+
+/// The processor's model name (from /proc/cpuinfo), for benchmark reports; empty if unknown.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}

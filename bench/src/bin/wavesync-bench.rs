@@ -17,7 +17,7 @@ use clap::Parser;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wavesync_testkit::{ext_path, load_extension};
+use wavesync_testkit::{cpu_model, ext_path, load_extension};
 
 /// The same workloads on plain SQLite tables and on wavesync CRR tables, side by side.
 #[derive(Parser)]
@@ -353,14 +353,7 @@ fn main() {
     let mut next = || series.next().unwrap();
     let (plain, floor, log_floor, clock_sql, clock_log_sql) = (next(), next(), next(), next(), next());
     let mut report = String::new();
-    let host = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let host = cpu_model();
     let date = std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d %H:%M UTC")

@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wavesync_testkit::{app_with, on_failure, repo_path, wait_every, Daemon, Group, Launch, Rng};
+use wavesync_testkit::{app_with, cpu_model, on_failure, repo_path, wait_every, Daemon, Group, Launch, Rng};
 
 // ---------------------------------------------------------------------------------------
 // Arguments
@@ -1026,14 +1026,7 @@ fn main() {
         cluster(&args, &root, &mut rep, &run);
     }
 
-    let host = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let host = cpu_model();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))

@@ -34,6 +34,9 @@ pub struct Shared {
     state: Mutex<ThreadBound<State>>,
 }
 
+/// The locked state of a connection.
+pub type Locked<'a> = MutexGuard<'a, ThreadBound<State>>;
+
 /// The hooks only count: the next call into the extension sees the count move.
 impl TxHooks for Shared {
     fn committed(&self) {
@@ -170,7 +173,7 @@ impl Shared {
 
     /// Locks the state and brings it up to date with commits and rollbacks that happened
     /// since it was last used.
-    pub fn lock(&self) -> Result<MutexGuard<'_, ThreadBound<State>>> {
+    pub fn lock(&self) -> Result<Locked<'_>> {
         let mut st = self.lock_for_merge()?;
         st.forget_merges();
         st.via_changes_table = false;
@@ -179,7 +182,7 @@ impl Shared {
 
     /// `lock` for a merge through wavesync_changes: keeps the clock the previous merge left
     /// (`State::merge_clock`) unless a rollback may have undone it.
-    pub fn lock_for_merge(&self) -> Result<MutexGuard<'_, ThreadBound<State>>> {
+    pub fn lock_for_merge(&self) -> Result<Locked<'_>> {
         let mut st = match self.state.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
