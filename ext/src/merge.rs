@@ -187,16 +187,15 @@ fn merge_cell(
             rc.set(SENTINEL, Cell { col_version: 0, ..incoming(dbv) });
         }
         let was_live = local.as_ref().is_some_and(RowClock::is_live);
+        let deleted = ch.cl % 2 == 0;
         silenced(sync, || {
-            if ch.cl % 2 == 0 || was_live {
+            if deleted || was_live {
                 exec(st, &t.sql.delete_row, pk.iter())?;
             }
-            if ch.cl % 2 == 0 {
-                Ok(())
-            } else if cid == SENTINEL {
-                exec(st, &t.sql.insert_pk, pk.iter()).map(drop)
-            } else {
-                write_col(st, t, cid, pk, ch.val, false)
+            match (deleted, cid) {
+                (true, _) => Ok(()),
+                (false, SENTINEL) => exec(st, &t.sql.insert_pk, pk.iter()).map(drop),
+                (false, _) => write_col(st, t, cid, pk, ch.val, false),
             }
         })?;
         if local.is_none() {

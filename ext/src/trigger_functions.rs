@@ -16,21 +16,19 @@ use std::sync::Arc;
 /// Registers the trigger functions (innocuous: `trusted_schema=OFF` hosts allow them).
 pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let trig = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_after_insert", -1, trig, move |ctx| {
-        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
-        let pk = pack_args(ctx, 1, t.pks.len())?;
-        local::after_insert(&mut st, &t, &pk)?;
-        Ok(None)
-    })?;
-
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_after_delete", -1, trig, move |ctx| {
-        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
-        let pk = pack_args(ctx, 1, t.pks.len())?;
-        local::after_delete(&mut st, &t, &pk)?;
-        Ok(None)
-    })?;
+    // Inserts and deletes: the table, then its key.
+    type RowWrite = fn(&mut State, &TableInfo, &[u8]) -> Result<()>;
+    for (name, write) in
+        [("wavesync_after_insert", local::after_insert as RowWrite), ("wavesync_after_delete", local::after_delete)]
+    {
+        let sh = shared.clone();
+        db.create_scalar_function(name, -1, trig, move |ctx| {
+            let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
+            let pk = pack_args(ctx, 1, t.pks.len())?;
+            write(&mut st, &t, &pk)?;
+            Ok(None)
+        })?;
+    }
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_after_update", -1, trig, move |ctx| {
