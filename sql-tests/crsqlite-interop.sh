@@ -2,13 +2,13 @@
 # Checks the reverse direction of cr-sqlite compatibility against a real cr-sqlite build
 # (not available in CI, so not part of `make test`):
 #   sql-tests/crsqlite-interop.sh /path/to/crsqlite.so
-# For each fixture of ../shared/fixtures/crsqlite-0.16.3 and each direction, wavesync merges
+# For each fixture of sql-tests/fixtures/crsqlite-0.16.3 and each direction, wavesync merges
 # one site's cr-sqlite changeset, exports its own crsql_changes, and cr-sqlite merges that
 # export on top of the other site's changeset: the tables must equal what cr-sqlite reached.
 set -euo pipefail
 crsqlite="${1:?usage: $0 /path/to/crsqlite.so}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-fx="$root/../shared/fixtures/crsqlite-0.16.3"
+fx="$root/sql-tests/fixtures/crsqlite-0.16.3"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT; cd "$work"
 fail=0
 check() { # fixture schema value-fixup tables...
