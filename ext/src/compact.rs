@@ -57,40 +57,61 @@ fn all_cells_covered(st: &mut State, rc: &RowClock, v: &Vector) -> Result<bool> 
 pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
     schema::raise_floor(st)?;
     let mut removed = 0;
+    // The versions of the deletes whose tombstones go: a replica lacking one of them may
+    // still hold the row, so it is behind the horizon; one holding them all is not (every
+    // other tombstone is still here for exact catch-up).
+    let mut gone_deletes: std::collections::BTreeMap<SiteId, Vec<i64>> = Default::default();
     for t in st.tables()? {
         if t.status == Status::Dropped {
             continue;
         }
         for (pk, rc) in st.clock_rows(&t, true)? {
-            let gone = match t.policy {
+            let deletes: Vec<(SiteId, i64)> = match t.policy {
                 DeletePolicy::DeleteWins => match rc.get(SENTINEL) {
-                    Some(s) => covered(safe, &st.site_of(s.site)?, s.origin_version),
-                    None => false,
+                    Some(s) => vec![(st.site_of(s.site)?, s.origin_version)],
+                    None => continue,
                 },
-                // A dead add_wins row holds only its deletes: all must be covered.
-                DeletePolicy::AddWins => all_cells_covered(st, &rc, safe)?,
+                // A dead add_wins row holds only its deletes (and tags): all must be covered.
+                DeletePolicy::AddWins => {
+                    let mut v = Vec::new();
+                    for (cid, c) in &rc.cells {
+                        if addwins::is_tag(*cid) || addwins::is_delete(*cid) {
+                            v.push((st.site_of(c.site)?, c.origin_version));
+                        }
+                    }
+                    v
+                }
             };
-            if gone {
-                st.conn
-                    .prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?
-                    .execute([t.key(&pk)?])?;
-                removed += 1;
+            if deletes.is_empty() || !deletes.iter().all(|(site, v)| covered(safe, site, *v)) {
+                continue;
+            }
+            st.conn
+                .prepare_cached(&format!("DELETE FROM {} WHERE pk = ?1", ident(&t.clock)))?
+                .execute([t.key(&pk)?])?;
+            removed += 1;
+            for (site, v) in deletes {
+                gone_deletes.entry(site).or_default().push(v);
             }
         }
     }
+    if gone_deletes.is_empty() {
+        return Ok(0);
+    }
     let mut h = horizon(st)?.unwrap_or_default();
-    for (site, runs) in safe {
-        let merged = h.entry(*site).or_default();
-        merged.extend(runs.iter().copied());
-        merged.sort();
-        let mut out: Vec<(i64, i64)> = Vec::new();
-        for (s, e) in merged.drain(..) {
-            match out.last_mut() {
-                Some(last) if s <= last.1.saturating_add(1) => last.1 = last.1.max(e),
-                _ => out.push((s, e)),
+    for (site, mut versions) in gone_deletes {
+        versions.sort_unstable();
+        versions.dedup();
+        let merged = h.entry(site).or_default();
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for v in versions {
+            match runs.last_mut() {
+                Some(last) if v == last.1 + 1 => last.1 = v,
+                _ => runs.push((v, v)),
             }
         }
-        *merged = out;
+        for (s, e) in runs {
+            vector::add_run(merged, s, e);
+        }
     }
     st.conn.execute(
         "INSERT INTO wavesync_meta (key, value) VALUES ('compact_horizon', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -98,6 +119,20 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
     )?;
     st.forget_horizon();
     Ok(removed)
+}
+
+/// Tombstones held: clock rows of deleted rows (delete_wins) and dead add_wins rows.
+pub fn tombstones(st: &mut State) -> Result<i64> {
+    let mut n = 0;
+    for t in st.tables()? {
+        if t.status == Status::Dropped {
+            continue;
+        }
+        n += st.conn.query_row(&format!("SELECT count(*) FROM {} WHERE cl % 2 = 0", ident(&t.clock)), [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+    }
+    Ok(n)
 }
 
 /// Does a replica holding `theirs` lack versions below the compaction horizon?
@@ -152,6 +187,21 @@ pub fn resync_finish(st: &mut State, sync: &AtomicBool, peer: &Vector) -> Result
             silenced(sync, || exec(st, &t.sql.delete_row, keys.iter().cloned()))?;
             crate::local::after_delete(st, &t, &pk)?;
             deleted += 1;
+        }
+    }
+    // This replica now holds what the peer held at `peer`: every live row was sent, every
+    // row it deleted and compacted is gone here. Mark those versions applied, so that the
+    // next catch-up with any peer is exact again (the compacted versions have no change
+    // left that could mark them).
+    let me = st.site_id()?;
+    st.tx()?;
+    for (site, runs) in peer {
+        if *site == me {
+            continue;
+        }
+        let ord = st.site_ord(site, true)?.unwrap_or(0);
+        for &(start, end) in runs {
+            vector::mark_applied(st, ord, site, start, end)?;
         }
     }
     st.conn.execute_batch("DELETE FROM temp.wavesync_resync;")?;

@@ -117,6 +117,22 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     })?;
 
     let sh = shared.clone();
+    register(db, "tombstones", 0, utf8, false, move |_ctx| {
+        let mut st = sh.lock()?;
+        compact::tombstones(&mut st)
+    })?;
+
+    // The versions two vectors both hold; folded over every peer's vector, the safe vector
+    // for wavesync_compact.
+    register(db, "vector_meet", 2, pure, false, move |ctx| {
+        let arg = |i: usize| match ctx.get_raw(i) {
+            ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_vector_meet: {e}"))),
+            _ => Err(fail("wavesync_vector_meet: both arguments must be blobs made by wavesync_vector()")),
+        };
+        Ok(vector::encode(&vector::meet(&arg(0)?, &arg(1)?)))
+    })?;
+
+    let sh = shared.clone();
     register(db, "resync_begin", 0, utf8, false, move |_ctx| {
         let mut st = sh.lock()?;
         compact::resync_begin(&mut st)?;

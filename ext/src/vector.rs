@@ -243,6 +243,21 @@ pub fn subtract(mine: &Runs, theirs: &Runs) -> Runs {
     out
 }
 
+/// The versions both vectors hold: what every one of several replicas has reached is the
+/// meet of their vectors (a transport's safe vector for `wavesync_compact`).
+pub fn meet(a: &Vector, b: &Vector) -> Vector {
+    let mut out = Vector::new();
+    for (site, runs) in a {
+        let Some(theirs) = b.get(site) else { continue };
+        // a ∩ b = a − (a − b)
+        let both = subtract(runs, &subtract(runs, theirs));
+        if !both.is_empty() {
+            out.insert(*site, both);
+        }
+    }
+    out
+}
+
 /// What a replica holding `theirs` lacks of `mine`: (site, start, end) runs.
 pub fn missing(mine: &Vector, theirs: &Vector) -> Vec<(SiteId, i64, i64)> {
     let empty = Runs::new();
@@ -273,6 +288,16 @@ pub fn to_json(v: &Vector) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meet_keeps_what_both_hold() {
+        let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+        let x = Vector::from([(a, vec![(1, 10), (20, 30)]), (b, vec![(1, 5)]), (c, vec![(1, 1)])]);
+        let y = Vector::from([(a, vec![(5, 25)]), (b, vec![(6, 9)])]);
+        assert_eq!(meet(&x, &y), Vector::from([(a, vec![(5, 10), (20, 25)])]));
+        assert_eq!(meet(&x, &x), x);
+        assert_eq!(meet(&x, &Vector::new()), Vector::new());
+    }
 
     #[test]
     fn subtract_runs() {

@@ -1,4 +1,4 @@
-//! Command line: `keygen`, `run`, `status`.
+//! Command line: `keygen`, `run`, `status`, `watch`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,9 +44,19 @@ pub enum Command {
     /// names, e.g. db = "app.db", key-file = "group.key", listen = ["/ip4/0.0.0.0/tcp/4001"],
     /// peer = [...], no-mdns = true), else from the defaults. Logs go to stderr; set
     /// RUST_LOG (e.g. RUST_LOG=wavesyncd=debug) for more detail.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a database's replica id, version vector, and (if a daemon runs on it) its
     /// peers, their lag and the message counters.
+    /// Follow the transactions a running daemon applies and publishes (one line each),
+    /// e.g. to see remote changes arrive. Needs the daemon to run with --http.
+    Watch {
+        /// The database file the daemon runs on.
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        /// One JSON object per line (the /api/events data) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     Status {
         /// The database file.
         #[arg(long, value_name = "FILE")]
@@ -99,4 +109,20 @@ pub struct RunArgs {
     /// file event arrives (missed events, writers the watch cannot see) [default: 500].
     #[arg(long, value_name = "MS")]
     pub safety_poll_ms: Option<u64>,
+    /// Serve /metrics (Prometheus), /health, /api/status, /api/events (Server-Sent Events)
+    /// and a status page on this address, e.g. 127.0.0.1:9184 [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
+    /// Allow --http on an address other than loopback. The endpoints have no
+    /// authentication: anyone who can reach them sees the status and the change events.
+    #[arg(long)]
+    pub http_allow_remote: bool,
+    /// Peers heard from within this long bound automatic compaction; a peer away longer
+    /// is resynced when it returns, not merged (e.g. 30d, 12h) [default: 30d].
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<String>,
+    /// How often tombstones every recent peer has seen are removed (e.g. 1h, 10m)
+    /// [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    pub compact_every: Option<String>,
 }

@@ -24,6 +24,10 @@ struct FileConfig {
     page_rows: Option<u32>,
     poll_ms: Option<u64>,
     safety_poll_ms: Option<u64>,
+    http: Option<String>,
+    http_allow_remote: Option<bool>,
+    retention: Option<String>,
+    compact_every: Option<String>,
 }
 
 /// Everything `run` needs, resolved.
@@ -40,6 +44,9 @@ pub struct Config {
     pub page_bytes: u32,
     pub poll: Duration,
     pub safety_poll: Duration,
+    pub http: Option<std::net::SocketAddr>,
+    pub retention: Duration,
+    pub compact_every: Duration,
 }
 
 impl Config {
@@ -78,7 +85,44 @@ impl Config {
         if page_rows == 0 {
             bail!("page-rows must be at least 1");
         }
+        let duration = |name: &str, flag: Option<String>, file: Option<String>, default: &str| -> Result<Duration> {
+            let text = flag.or(file).unwrap_or_else(|| default.to_string());
+            let d = humantime::parse_duration(&text)
+                .with_context(|| format!("--{name} {text}: not a duration (e.g. 30s, 10m, 12h, 30d)"))?;
+            if d < Duration::from_secs(1) {
+                bail!("--{name} {text}: at least 1s");
+            }
+            Ok(d)
+        };
+        let retention = duration("retention", args.retention, file.retention, "30d")?;
+        let compact_every = duration("compact-every", args.compact_every, file.compact_every, "1h")?;
+        let anti_entropy = Duration::from_secs(args.anti_entropy.or(file.anti_entropy).unwrap_or(10).max(1));
+        if retention < anti_entropy * 3 {
+            bail!(
+                "--retention {}s is shorter than three anti-entropy rounds ({}s each): connected peers would count as away",
+                retention.as_secs(),
+                anti_entropy.as_secs()
+            );
+        }
+        let http = match args.http.or(file.http) {
+            None => None,
+            Some(text) => {
+                let addr: std::net::SocketAddr = text
+                    .parse()
+                    .with_context(|| format!("--http {text}: not an address and port (e.g. 127.0.0.1:9184)"))?;
+                let allowed = args.http_allow_remote || file.http_allow_remote.unwrap_or(false);
+                if !(addr.ip().is_loopback() || allowed) {
+                    bail!(
+                        "--http {addr}: not a loopback address. The HTTP endpoints have no authentication: anyone who can reach them sees the status and every change event. Use 127.0.0.1 (and a reverse proxy with authentication), or pass --http-allow-remote if the network is trusted."
+                    );
+                }
+                Some(addr)
+            }
+        };
         Ok(Config {
+            http,
+            retention,
+            compact_every,
             db,
             key_file,
             listen,
@@ -88,7 +132,7 @@ impl Config {
                 Some(p) => p,
                 None => default_ext()?,
             },
-            anti_entropy: Duration::from_secs(args.anti_entropy.or(file.anti_entropy).unwrap_or(10).max(1)),
+            anti_entropy,
             page_rows,
             page_bytes: page_bytes(page_rows),
             poll: Duration::from_millis(args.poll_ms.or(file.poll_ms).unwrap_or(5).max(1)),

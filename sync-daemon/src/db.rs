@@ -9,7 +9,8 @@
 //! together, or one catch-up page), and a busy database is retried with backoff instead of
 //! failing.
 
-use crate::metrics::Counters;
+use crate::events::{self, TxEvent};
+use crate::metrics::{observe, Counters};
 use crate::wire::{ChangeRow, Page, Val, CHUNK_TARGET_BYTES};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::Receiver;
@@ -23,8 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+mod peers;
 mod serve;
-pub use serve::{ServeRequest, Served, Server};
+pub use serve::{ResyncServed, ServeRequest, Served, Server};
 
 pub type SiteId = [u8; 16];
 
@@ -60,25 +62,75 @@ pub const EVENT_QUEUE: usize = 1024;
 pub struct DbConfig {
     pub path: PathBuf,
     pub ext: PathBuf,
+    /// Peers heard within this long bound the automatic compaction (`--retention`).
+    pub retention: Duration,
+    /// How often the automatic compaction runs (`--compact-every`).
+    pub compact_every: Duration,
+}
+
+/// What `/api/status` needs from the database.
+pub struct DbReport {
+    pub db_version: i64,
+    pub vector_json: String,
 }
 
 /// Requests from the network side.
 pub enum Cmd {
     /// Apply one complete gossip changeset (all chunks) in one transaction.
-    ApplyVersion { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
+    /// `received`: when its last chunk arrived (receive-to-apply latency).
+    ApplyVersion {
+        site: SiteId,
+        start: i64,
+        version: i64,
+        rows: Vec<ChangeRow>,
+        received: Instant,
+    },
     /// This replica's `wavesync_vector()`.
     Vector(oneshot::Sender<Result<Vec<u8>>>),
     /// Apply catch-up pages, each in one transaction; replies with the rows applied.
-    ApplyPages { pages: Vec<Page>, reply: oneshot::Sender<Result<usize>> },
+    ApplyPages {
+        pages: Vec<Page>,
+        reply: oneshot::Sender<Result<usize>>,
+    },
     /// The vector `base` with the runs `(site, start, end)` added (`wavesync_vector_add`):
     /// what a catch-up asks with next while the last pages are still being applied.
-    VectorAfter { base: Vec<u8>, runs: Vec<(SiteId, i64, i64)>, reply: oneshot::Sender<Result<Vec<u8>>> },
+    VectorAfter {
+        base: Vec<u8>,
+        runs: Vec<(SiteId, i64, i64)>,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    /// A peer's site and vector, from a catch-up message (remembered for compaction).
+    PeerSeen {
+        site: SiteId,
+        vector: Vec<u8>,
+    },
+    /// Starts (or restarts) a full resync from the peer `from`.
+    ResyncBegin {
+        from: SiteId,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Merges one resync response's rows in one transaction; replies with the rows.
+    ResyncApply {
+        from: SiteId,
+        rows: Vec<ChangeRow>,
+        reply: oneshot::Sender<Result<usize>>,
+    },
+    /// Ends the resync: deletes what the peer no longer has (`wavesync_resync_finish` with
+    /// the peer's vector as of the first response); replies with the rows deleted.
+    ResyncFinish {
+        vector: Vec<u8>,
+        reply: oneshot::Sender<Result<i64>>,
+    },
+    /// Answered at once (`/health`: the database thread is alive and not stuck).
+    Ping(oneshot::Sender<()>),
+    Report(oneshot::Sender<Result<DbReport>>),
 }
 
 /// Events to the network side.
 pub enum Event {
     /// Local changes of origin versions `start..=version` (committed by the app).
-    Local { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow> },
+    /// `noticed`: when the check that found them began (commit-to-publish latency).
+    Local { site: SiteId, start: i64, version: i64, rows: Vec<ChangeRow>, noticed: Instant },
 }
 
 /// Process-wide SQLite settings, before the first connection opens: no allocation
@@ -129,10 +181,15 @@ pub struct Db {
     last_published: i64,
     /// Transactions that applied gossip (a unit test checks that queued changesets share one).
     gossip_transactions: u64,
+    events: events::Sender,
+    peers: peers::Peers,
+    /// A resync runs (or was cut short by a stop and must run again): from this site.
+    resync_from: Option<String>,
+    next_gauges: Instant,
 }
 
 impl Db {
-    pub fn open(cfg: &DbConfig, counters: Arc<Counters>) -> Result<Db> {
+    pub fn open(cfg: &DbConfig, counters: Arc<Counters>, events: events::Sender) -> Result<Db> {
         let conn = open(&cfg.path, &cfg.ext, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         // SQLite opens a write-protected file read-only instead of failing: say so now, not
         // at the first merge.
@@ -148,15 +205,61 @@ impl Db {
         }
         let site: Vec<u8> = conn.query_row("SELECT wavesync_site_id()", [], |r| r.get(0))?;
         let site: SiteId = site.try_into().map_err(|_| anyhow!("wavesync_site_id() is not 16 bytes"))?;
+        retry_busy("create the daemon's tables", || conn.execute_batch(peers::SCHEMA).map_err(Into::into))
+            .context("cannot create the daemon's tables (wavesyncd_peers, wavesyncd_state)")?;
+        let resync_from = peers::resync_under_way(&conn)?;
+        if let Some(from) = &resync_from {
+            info!(from = %from, "a resync was cut short by a stop: it runs again with the first peer");
+        }
         let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         // Publishing starts at the current version: peers get older versions by catch-up.
         let last_published = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
         info!(site = %hex::encode(site), db_version = last_published, db = %cfg.path.display(), "database open");
-        Ok(Db { conn, path: cfg.path.clone(), site, counters, data_version, last_published, gossip_transactions: 0 })
+        Ok(Db {
+            conn,
+            path: cfg.path.clone(),
+            site,
+            counters,
+            data_version,
+            last_published,
+            gossip_transactions: 0,
+            events,
+            peers: peers::Peers::new(cfg.retention, cfg.compact_every),
+            resync_from,
+            next_gauges: Instant::now(),
+        })
     }
 
     pub fn site(&self) -> SiteId {
         self.site
+    }
+
+    /// Whether a resync must run (one was cut short).
+    pub fn resync_pending(&self) -> bool {
+        self.resync_from.is_some()
+    }
+
+    /// Peer vectors, compaction, gauges: every turn of the loop, each when due.
+    fn upkeep(&mut self) {
+        self.peers.upkeep(&self.conn, &self.site, &self.counters, self.resync_from.is_some());
+        let now = Instant::now();
+        if now >= self.next_gauges {
+            self.next_gauges = now + Duration::from_secs(1);
+            if let Ok(v) =
+                self.conn.prepare_cached("SELECT wavesync_db_version()").and_then(|mut s| s.query_row([], |r| r.get(0)))
+            {
+                self.counters.gauges.db_version.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn emit(&self, kind: &str, via: &str, origin: &[u8], start: i64, end: i64, rows: &[ChangeRow]) {
+        // No subscriber: nothing to build.
+        if self.events.receiver_count() > 0 {
+            let ev: TxEvent =
+                events::tx(kind, via, origin, start, end, rows.iter().map(|r| r.table.as_str()), rows.len());
+            let _ = self.events.send(ev);
+        }
     }
 
     /// The thread body: serve commands, and check `PRAGMA data_version` for commits of
@@ -188,6 +291,7 @@ impl Db {
                 Some(_) if last_change.is_some_and(|t| now < t + poll * FOLLOW_UP_POLLS) => last_check + poll,
                 Some(_) => last_check + safety_poll,
             };
+            self.upkeep();
             if now >= next {
                 pending = false;
                 last_check = now;
@@ -223,17 +327,17 @@ impl Db {
     fn handle_queued(&mut self, first: Cmd, cmds: &Receiver<Cmd>) {
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
-            let Cmd::ApplyVersion { site, start, version, rows } = cmd else {
+            let Cmd::ApplyVersion { site, start, version, rows, received } = cmd else {
                 self.handle(cmd);
                 continue;
             };
             let mut rows_in_group = rows.len();
-            let mut group = vec![Page { site, start, end: version, rows }];
+            let mut group = vec![(Page { site, start, end: version, rows }, received)];
             while group.len() < GROUP_MAX_CHANGESETS && rows_in_group < GROUP_MAX_ROWS {
                 match cmds.try_recv() {
-                    Ok(Cmd::ApplyVersion { site, start, version, rows }) => {
+                    Ok(Cmd::ApplyVersion { site, start, version, rows, received }) => {
                         rows_in_group += rows.len();
-                        group.push(Page { site, start, end: version, rows });
+                        group.push((Page { site, start, end: version, rows }, received));
                     }
                     Ok(other) => {
                         next = Some(other);
@@ -250,19 +354,27 @@ impl Db {
     /// for any reason but a busy database, each is applied alone, so one bad changeset
     /// fails by itself, as it would have without the group. Each changeset is whole in
     /// either case: all its rows and its `mark_applied` are in the same transaction.
-    fn apply_gossip(&mut self, group: Vec<Page>) {
-        let group: Vec<Page> = group.into_iter().filter(|p| p.site != self.site).collect();
+    fn apply_gossip(&mut self, group: Vec<(Page, Instant)>) {
+        let group: Vec<(Page, Instant)> = group.into_iter().filter(|(p, _)| p.site != self.site).collect();
         if group.len() > 1 {
-            let conn = &self.conn;
-            let together =
-                retry_busy("apply changes", || write_tx(conn, |c| group.iter().try_for_each(|p| merge_page(c, p))));
+            let (conn, peers) = (&self.conn, &self.peers);
+            let together = retry_busy("apply changes", || {
+                write_tx(conn, |c| {
+                    group.iter().try_for_each(|(p, _)| merge_page(c, p))?;
+                    peers.write(c)
+                })
+            });
             match together {
                 Ok(()) => {
+                    self.peers.written();
                     self.gossip_transactions += 1;
                     self.counters.gossip_applied.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    for (p, received) in &group {
+                        self.applied(p, "gossip", Some(*received));
+                    }
                     debug!(
                         changesets = group.len(),
-                        rows = group.iter().map(|p| p.rows.len()).sum::<usize>(),
+                        rows = group.iter().map(|(p, _)| p.rows.len()).sum::<usize>(),
                         "applied gossip changesets"
                     );
                     return;
@@ -277,12 +389,13 @@ impl Db {
                 }
             }
         }
-        for page in &group {
+        for (page, received) in &group {
             let (site, start, version, n) = (hex::encode(page.site), page.start, page.end, page.rows.len());
             match self.apply_page(page) {
                 Ok(()) => {
                     self.gossip_transactions += 1;
                     self.counters.gossip_applied.fetch_add(1, Ordering::Relaxed);
+                    self.applied(page, "gossip", Some(*received));
                     debug!(%site, start, version, rows = n, "applied gossip changeset");
                 }
                 Err(e) => {
@@ -295,8 +408,8 @@ impl Db {
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::ApplyVersion { site, start, version, rows } => {
-                self.apply_gossip(vec![Page { site, start, end: version, rows }])
+            Cmd::ApplyVersion { site, start, version, rows, received } => {
+                self.apply_gossip(vec![(Page { site, start, end: version, rows }, received)])
             }
             Cmd::Vector(reply) => {
                 let _ = reply.send(self.vector());
@@ -312,13 +425,100 @@ impl Db {
                     }
                     rows += p.rows.len();
                     self.counters.catchup_pages_applied.fetch_add(1, Ordering::Relaxed);
+                    self.applied(p, "catchup", None);
                 }
                 let _ = reply.send(result.map(|()| rows));
             }
             Cmd::VectorAfter { base, runs, reply } => {
                 let _ = reply.send(self.vector_after(base, &runs));
             }
+            Cmd::PeerSeen { site, vector } => self.peers.heard(site, vector),
+            Cmd::ResyncBegin { from, reply } => {
+                let _ = reply.send(self.resync_begin(from));
+            }
+            Cmd::ResyncApply { from, rows, reply } => {
+                let _ = reply.send(self.resync_apply(&from, &rows));
+            }
+            Cmd::ResyncFinish { vector, reply } => {
+                let _ = reply.send(self.resync_finish(&vector));
+            }
+            Cmd::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            Cmd::Report(reply) => {
+                let _ = reply.send(self.report());
+            }
         }
+    }
+
+    /// Counts, latency and the event of a remote transaction just committed.
+    fn applied(&self, p: &Page, via: &str, received: Option<Instant>) {
+        self.counters.rows_applied.fetch_add(p.rows.len() as u64, Ordering::Relaxed);
+        if let Some(t) = received {
+            observe(&self.counters.latency.receive_to_apply, t.elapsed());
+        }
+        self.emit("remote", via, &p.site, p.start, p.end, &p.rows);
+    }
+
+    fn report(&self) -> Result<DbReport> {
+        let (db_version, vector_json) =
+            self.conn.query_row("SELECT wavesync_db_version(), wavesync_vector_json()", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(DbReport { db_version, vector_json })
+    }
+
+    fn resync_begin(&mut self, from: SiteId) -> Result<()> {
+        retry_busy("begin a resync", || {
+            write_tx(&self.conn, |c| {
+                peers::set_resync(c, Some(&from))?;
+                c.query_row("SELECT wavesync_resync_begin()", [], |_| Ok(()))?;
+                Ok(())
+            })
+        })?;
+        self.resync_from = Some(hex::encode(from));
+        self.counters.gauges.resync_rows.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn resync_apply(&mut self, from: &SiteId, rows: &[ChangeRow]) -> Result<usize> {
+        if self.resync_from.is_none() {
+            bail!("no resync under way");
+        }
+        let (conn, peers) = (&self.conn, &self.peers);
+        retry_busy("apply resync rows", || {
+            write_tx(conn, |c| {
+                let mut ins = c.prepare_cached(INSERT_CHANGE)?;
+                for r in rows {
+                    insert_change(&mut ins, r)?;
+                }
+                peers.write(c)
+            })
+        })?;
+        self.peers.written();
+        self.counters.rows_applied.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.counters.gauges.resync_rows.fetch_add(rows.len() as i64, Ordering::Relaxed);
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            self.emit("remote", "resync", from, first.db_version, last.db_version, rows);
+        }
+        Ok(rows.len())
+    }
+
+    fn resync_finish(&mut self, vector: &[u8]) -> Result<i64> {
+        if self.resync_from.is_none() {
+            bail!("no resync under way");
+        }
+        let deleted = retry_busy("finish a resync", || {
+            write_tx(&self.conn, |c| {
+                let n: i64 = c.query_row("SELECT wavesync_resync_finish(?1)", [vector], |r| r.get(0))?;
+                peers::set_resync(c, None)?;
+                Ok(n)
+            })
+        })?;
+        self.resync_from = None;
+        self.counters.gauges.resync_rows.store(0, Ordering::Relaxed);
+        self.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(deleted)
     }
 
     fn vector(&self) -> Result<Vec<u8>> {
@@ -345,6 +545,7 @@ impl Db {
         if dv == self.data_version {
             return Ok(());
         }
+        let noticed = Instant::now();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version > ?2 ORDER BY origin_version, seq"
         ))?;
@@ -381,8 +582,10 @@ impl Db {
             let start = self.last_published + 1;
             self.last_published = version;
             debug!(start, version, rows = rows.len(), "local changes to publish");
+            self.counters.rows_published.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            self.emit("local", "local", &self.site.clone(), start, version, &rows);
             // Waits while the network side is behind: publishing is pushed back, not buffered.
-            let _ = events.blocking_send(Event::Local { site: self.site, start, version, rows });
+            let _ = events.blocking_send(Event::Local { site: self.site, start, version, rows, noticed });
         }
         Ok(())
     }
@@ -393,33 +596,45 @@ impl Db {
         if page.site == self.site {
             return Ok(()); // our own changes coming back: nothing to do
         }
-        let conn = &self.conn;
-        retry_busy("apply changes", || write_tx(conn, |c| merge_page(c, page)))
+        let (conn, peers) = (&self.conn, &self.peers);
+        retry_busy("apply changes", || {
+            write_tx(conn, |c| {
+                merge_page(c, page)?;
+                peers.write(c)
+            })
+        })?;
+        self.peers.written();
+        Ok(())
     }
 }
 
 /// Merges the rows of `page` and marks its versions applied, inside the caller's transaction.
 fn merge_page(c: &Connection, page: &Page) -> Result<()> {
-    let mut ins = c.prepare_cached(&format!(
-        "INSERT INTO wavesync_changes ({CHANGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    ))?;
+    let mut ins = c.prepare_cached(INSERT_CHANGE)?;
     for r in &page.rows {
-        ins.execute(params![
-            r.table,
-            r.pk,
-            r.cid,
-            SqlVal(&r.val),
-            r.col_version,
-            r.db_version,
-            r.site_id.as_slice(),
-            r.cl,
-            r.seq,
-            r.origin_version
-        ])
-        .with_context(|| format!("merge of {}.{} (origin version {})", r.table, r.cid, r.origin_version))?;
+        insert_change(&mut ins, r)?;
     }
     c.prepare_cached("SELECT wavesync_mark_applied(?1, ?2, ?3)")?
         .query_row(params![page.site.as_slice(), page.start, page.end], |_| Ok(()))?;
+    Ok(())
+}
+
+const INSERT_CHANGE: &str = "INSERT INTO wavesync_changes (\"table\", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+fn insert_change(ins: &mut rusqlite::CachedStatement<'_>, r: &ChangeRow) -> Result<()> {
+    ins.execute(params![
+        r.table,
+        r.pk,
+        r.cid,
+        SqlVal(&r.val),
+        r.col_version,
+        r.db_version,
+        r.site_id.as_slice(),
+        r.cl,
+        r.seq,
+        r.origin_version
+    ])
+    .with_context(|| format!("merge of {}.{} (origin version {})", r.table, r.cid, r.origin_version))?;
     Ok(())
 }
 
@@ -611,7 +826,13 @@ mod tests {
 
     /// The daemon's side of `name`, and an app's connection to the same file.
     fn open_pair(dir: &Path, name: &str) -> (Db, Connection) {
-        let db = Db::open(&DbConfig { path: dir.join(name), ext: ext() }, Arc::new(Counters::default())).expect("open");
+        let cfg = DbConfig {
+            path: dir.join(name),
+            ext: ext(),
+            retention: Duration::from_secs(3600),
+            compact_every: Duration::from_secs(3600),
+        };
+        let db = Db::open(&cfg, Arc::new(Counters::default()), events::channel()).expect("open");
         db.conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); SELECT wavesync_as_crr('t');").unwrap();
         let app = open(&dir.join(name), &ext(), OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
         (db, app)
@@ -680,6 +901,7 @@ mod tests {
             start: *start,
             version: *version,
             rows: rows.clone(),
+            received: Instant::now(),
         };
         let (tx, rx) = crossbeam_channel::unbounded();
 

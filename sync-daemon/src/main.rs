@@ -7,9 +7,12 @@
 mod cli;
 mod config;
 mod db;
+mod events;
+mod http;
 mod metrics;
 mod net;
 mod status;
+mod watch;
 mod wire;
 
 use anyhow::{Context, Result};
@@ -30,7 +33,8 @@ fn main() {
             };
             ext.and_then(|ext| status::command(&db, &ext, json))
         }
-        cli::Command::Run(args) => config::Config::resolve(args).and_then(run),
+        cli::Command::Watch { db, json } => watch::command(&db, json),
+        cli::Command::Run(args) => config::Config::resolve(*args).and_then(run),
     };
     if let Err(e) = result {
         error!("{e:#}");
@@ -53,14 +57,22 @@ fn init_logging() {
 
 fn run(cfg: config::Config) -> Result<()> {
     let group_key = config::read_group_key(&cfg.key_file)?;
+    let http_listener = cfg.http.map(http::bind).transpose()?;
     let keys = wire::GroupKeys::derive(&group_key);
     let identity = net::load_identity(&status::identity_path(&cfg.db))?;
     let counters = Arc::new(status::Counters::default());
 
     // The database thread's and the catch-up server's connections: opened here so a bad
     // path or extension fails before networking.
-    let db_cfg = db::DbConfig { path: cfg.db.clone(), ext: cfg.ext.clone() };
-    let db = db::Db::open(&db_cfg, counters.clone())?;
+    let db_cfg = db::DbConfig {
+        path: cfg.db.clone(),
+        ext: cfg.ext.clone(),
+        retention: cfg.retention,
+        compact_every: cfg.compact_every,
+    };
+    let tx_events = events::channel();
+    let db = db::Db::open(&db_cfg, counters.clone(), tx_events.clone())?;
+    let resync_pending = db.resync_pending();
     let server = db::Server::open(&db_cfg)?;
     let site = db.site();
     // Every channel is bounded; what happens when one is full is in net/dbhandle.rs (gossip
@@ -87,8 +99,21 @@ fn run(cfg: config::Config) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result =
-        rt.block_on(net::run(cfg, keys, identity, site, net::DbHandle::new(cmd_tx, serve_tx), ev_rx, counters));
+    let db = net::DbHandle::new(cmd_tx, serve_tx);
+    let (live, live_rx) = tokio::sync::watch::channel(None);
+    let mut http_addr = None;
+    if let Some(listener) = http_listener {
+        http_addr = Some(listener.local_addr()?.to_string());
+        let shared = http::Shared::new(cfg.db.clone(), counters.clone(), db.clone(), tx_events, live_rx);
+        rt.spawn(async move {
+            if let Err(e) = http::serve(listener, shared).await {
+                error!("the HTTP server stopped: {e:#}");
+            }
+        });
+    }
+    let start =
+        net::Start { cfg, keys, identity, site, db, db_events: ev_rx, counters, resync_pending, live, http: http_addr };
+    let result = rt.block_on(net::run(start));
     // Dropping the runtime drops every DbHandle, which stops both threads.
     drop(rt);
     if db_thread.join().is_err() {

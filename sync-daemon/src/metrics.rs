@@ -1,66 +1,111 @@
-//! The daemon's counters, shared by the network side, the database side and the status
-//! report (each holds an `Arc<Counters>`; none depends on another for them).
+//! The daemon's counters, gauges and latency histograms, shared by the network side, the
+//! database side, the status report and `/metrics` (each holds an `Arc<Counters>`; none
+//! depends on another for them).
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Counters, updated with relaxed atomics from both threads.
-#[derive(Default)]
-pub struct Counters {
-    pub gossip_received: AtomicU64,
-    pub gossip_applied: AtomicU64,
-    pub gossip_rejected: AtomicU64,
-    pub gossip_replayed: AtomicU64,
-    pub published: AtomicU64,
-    pub catchup_requests_served: AtomicU64,
-    pub catchup_rejected: AtomicU64,
-    pub catchup_pages_sent: AtomicU64,
-    pub catchup_pages_received: AtomicU64,
-    pub catchup_pages_applied: AtomicU64,
-    pub apply_failed: AtomicU64,
-    pub partial_dropped: AtomicU64,
-    /// Gossip changesets dropped because the database thread's queue was full (catch-up
-    /// fetches them).
-    pub gossip_dropped_busy: AtomicU64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Default, Clone)]
-pub struct CounterSnapshot {
-    pub gossip_received: u64,
-    pub gossip_applied: u64,
-    pub gossip_rejected: u64,
-    /// Authentic gossip messages seen before (same nonce): dropped, not applied again.
-    #[serde(default)]
-    pub gossip_replayed: u64,
-    pub published: u64,
-    pub catchup_requests_served: u64,
-    pub catchup_rejected: u64,
-    pub catchup_pages_sent: u64,
-    pub catchup_pages_received: u64,
-    pub catchup_pages_applied: u64,
-    pub apply_failed: u64,
-    pub partial_dropped: u64,
-    #[serde(default)]
-    pub gossip_dropped_busy: u64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> CounterSnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CounterSnapshot {
-            gossip_received: g(&self.gossip_received),
-            gossip_applied: g(&self.gossip_applied),
-            gossip_rejected: g(&self.gossip_rejected),
-            gossip_replayed: g(&self.gossip_replayed),
-            published: g(&self.published),
-            catchup_requests_served: g(&self.catchup_requests_served),
-            catchup_rejected: g(&self.catchup_rejected),
-            catchup_pages_sent: g(&self.catchup_pages_sent),
-            catchup_pages_received: g(&self.catchup_pages_received),
-            catchup_pages_applied: g(&self.catchup_pages_applied),
-            apply_failed: g(&self.apply_failed),
-            partial_dropped: g(&self.partial_dropped),
-            gossip_dropped_busy: g(&self.gossip_dropped_busy),
+/// Defines the counters once: the atomic struct, its serializable snapshot (the status
+/// file, `status --json`, `/api/status`) and the help text of each (`/metrics`).
+macro_rules! counters {
+    ($($(#[doc = $help:literal])+ $name:ident,)*) => {
+        /// Counters, updated with relaxed atomics from every thread.
+        #[derive(Default)]
+        pub struct Counters {
+            $(pub $name: AtomicU64,)*
+            pub gauges: Gauges,
+            pub latency: Latency,
         }
+
+        #[derive(Serialize, Deserialize, Debug, Default, Clone)]
+        pub struct CounterSnapshot {
+            $(#[serde(default)] pub $name: u64,)*
+        }
+
+        impl Counters {
+            pub fn snapshot(&self) -> CounterSnapshot {
+                CounterSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+
+        impl CounterSnapshot {
+            /// (name, help, value) of every counter.
+            pub fn each(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), concat!($($help),+), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Gossip messages received.
+    gossip_received,
+    /// Gossip changesets applied.
+    gossip_applied,
+    /// Gossip messages refused (wrong key, malformed, oversized, other protocol version).
+    gossip_rejected,
+    /// Authentic gossip messages seen before (same nonce): dropped, not applied again.
+    gossip_replayed,
+    /// Local changesets published.
+    published,
+    /// Catch-up and resync requests answered.
+    catchup_requests_served,
+    /// Catch-up frames refused (wrong key, malformed, oversized).
+    catchup_rejected,
+    /// Catch-up pages sent.
+    catchup_pages_sent,
+    /// Catch-up pages received.
+    catchup_pages_received,
+    /// Catch-up pages applied.
+    catchup_pages_applied,
+    /// Changesets or pages that could not be applied (retried by catch-up).
+    apply_failed,
+    /// Incomplete chunked changesets dropped after a timeout (catch-up fetches them).
+    partial_dropped,
+    /// Gossip changesets dropped because the database thread's queue was full (catch-up fetches them).
+    gossip_dropped_busy,
+    /// Change rows applied from peers (gossip, catch-up and resync).
+    rows_applied,
+    /// Change rows published (local writes).
+    rows_published,
+    /// Automatic compactions run.
+    compactions,
+    /// Tombstones removed by automatic compaction.
+    tombstones_removed,
+    /// Full resyncs this replica ran after falling behind a peer's compaction horizon.
+    resyncs,
+}
+
+/// Values that go up and down, set by the database thread.
+#[derive(Default)]
+pub struct Gauges {
+    pub db_version: AtomicI64,
+    /// Tombstones held (counted after each compaction and every few minutes).
+    pub tombstones: AtomicI64,
+    /// Unix time of the last automatic compaction (0: none yet).
+    pub last_compaction_unix: AtomicI64,
+    /// Rows of a running resync applied so far (0: none running).
+    pub resync_rows: AtomicI64,
+}
+
+/// Latency histograms (seconds).
+pub struct Latency {
+    /// From the database thread noticing a local commit to its changeset handed to gossip.
+    pub commit_to_publish: Histogram,
+    /// From a gossip changeset's last chunk received to its transaction committed.
+    pub receive_to_apply: Histogram,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        // 100 µs .. ~52 s
+        let buckets = || Histogram::new(exponential_buckets(0.0001, 2.0, 20));
+        Latency { commit_to_publish: buckets(), receive_to_apply: buckets() }
     }
+}
+
+pub fn observe(h: &Histogram, d: Duration) {
+    h.observe(d.as_secs_f64());
 }

@@ -12,8 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct PeerStatus {
     pub peer_id: String,
+    /// Its replica's site id (hex), once a catch-up message told it.
+    #[serde(default)]
+    pub site_id: Option<String>,
     pub addresses: Vec<String>,
     pub connected: bool,
+    /// "direct" while connected (relayed connections come with relay support), else None.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// Versions this peer lacked from us at its last catch-up request.
     pub they_lack_versions: Option<u64>,
     /// Versions we lacked from this peer at our last catch-up (0 once caught up).
@@ -30,9 +36,37 @@ pub struct StatusFile {
     pub started_unix: u64,
     pub updated_unix: u64,
     pub listen: Vec<String>,
+    /// The address `--http` serves on, if any (`wavesyncd watch` connects there).
+    #[serde(default)]
+    pub http: Option<String>,
     pub peers: Vec<PeerStatus>,
     pub counters: CounterSnapshot,
     pub last_catchup_unix: Option<u64>,
+    #[serde(default)]
+    pub last_compaction_unix: Option<u64>,
+    /// Whether a resync runs (or must run again after a stop).
+    #[serde(default)]
+    pub resyncing: bool,
+}
+
+/// Rows applied and published during one second.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Sample {
+    pub unix: u64,
+    pub rows_applied: u64,
+    pub rows_published: u64,
+}
+
+/// Seconds of throughput kept for the status page.
+pub const THROUGHPUT_SECONDS: usize = 300;
+
+/// What the running daemon shows its HTTP side, renewed every second by the event loop.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub status: StatusFile,
+    pub throughput: std::collections::VecDeque<Sample>,
+    /// Catch-up versions still lacked from connected peers.
+    pub catchup_remaining: u64,
 }
 
 pub fn now_unix() -> u64 {
@@ -64,7 +98,7 @@ pub fn write_status(db: &Path, st: &StatusFile) -> Result<()> {
     Ok(())
 }
 
-fn read_status(db: &Path) -> Option<StatusFile> {
+pub fn read_status(db: &Path) -> Option<StatusFile> {
     let bytes = std::fs::read(status_path(db)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -73,9 +107,9 @@ fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// What `wavesyncd status` shows.
-#[derive(Serialize, Debug)]
-struct Report {
+/// What `wavesyncd status --json` and `/api/status` show.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Report {
     db: String,
     daemon_running: bool,
     site_id: Option<String>,
@@ -90,27 +124,8 @@ pub fn command(db: &Path, ext: &Path, json: bool) -> Result<()> {
     let daemon = read_status(db);
     let running =
         daemon.as_ref().is_some_and(|d| process_alive(d.pid) && now_unix().saturating_sub(d.updated_unix) < 10);
-    let mut report = Report {
-        db: db.display().to_string(),
-        daemon_running: running,
-        site_id: None,
-        db_version: None,
-        vector: None,
-        database_error: None,
-        daemon,
-    };
-    if !db.exists() {
-        report.database_error = Some("database file does not exist".into());
-    } else {
-        match read_db(db, ext) {
-            Ok((site, v, vec)) => {
-                report.site_id = Some(site);
-                report.db_version = Some(v);
-                report.vector = Some(vec);
-            }
-            Err(e) => report.database_error = Some(format!("{e:#}")),
-        }
-    }
+    let read = if db.exists() { read_db(db, ext) } else { Err(anyhow::anyhow!("database file does not exist")) };
+    let report = Report::new(db, running, daemon, read);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -119,13 +134,37 @@ pub fn command(db: &Path, ext: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn read_db(db: &Path, ext: &Path) -> Result<(String, i64, serde_json::Value)> {
+impl Report {
+    /// `read`: the site id, db_version and vector (`wavesync_vector_json()`) read from the
+    /// database, or why they could not be.
+    pub fn new(db: &Path, running: bool, daemon: Option<StatusFile>, read: Result<(String, i64, String)>) -> Report {
+        let mut report = Report {
+            db: db.display().to_string(),
+            daemon_running: running,
+            site_id: None,
+            db_version: None,
+            vector: None,
+            database_error: None,
+            daemon,
+        };
+        match read {
+            Ok((site, v, vec)) => {
+                report.site_id = Some(site);
+                report.db_version = Some(v);
+                report.vector = Some(serde_json::from_str(&vec).unwrap_or(serde_json::Value::String(vec)));
+            }
+            Err(e) => report.database_error = Some(format!("{e:#}")),
+        }
+        report
+    }
+}
+
+fn read_db(db: &Path, ext: &Path) -> Result<(String, i64, String)> {
     let conn = crate::db::open(db, ext, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let site: Vec<u8> = conn.query_row("SELECT wavesync_site_id()", [], |r| r.get(0))?;
     let v: i64 = conn.query_row("SELECT wavesync_db_version()", [], |r| r.get(0))?;
     let vec: String = conn.query_row("SELECT wavesync_vector_json()", [], |r| r.get(0))?;
-    let vec = serde_json::from_str(&vec).unwrap_or(serde_json::Value::String(vec));
     Ok((hex::encode(site), v, vec))
 }
 
@@ -150,6 +189,9 @@ fn print_report(r: &Report) {
     for a in &d.listen {
         println!("listening:  {a}");
     }
+    if let Some(h) = &d.http {
+        println!("http:       http://{h}/");
+    }
     let c = &d.counters;
     println!(
         "gossip:     {} received, {} applied, {} rejected, {} replays dropped; {} local changesets published",
@@ -164,6 +206,16 @@ fn print_report(r: &Report) {
         c.catchup_rejected,
         d.last_catchup_unix.map(|t| format!("{}s ago", now_unix().saturating_sub(t))).unwrap_or_else(|| "never".into())
     );
+    println!(
+        "compaction: {} runs, {} tombstones removed, last {}; {} resyncs{}",
+        c.compactions,
+        c.tombstones_removed,
+        d.last_compaction_unix
+            .map(|t| format!("{}s ago", now_unix().saturating_sub(t)))
+            .unwrap_or_else(|| "never".into()),
+        c.resyncs,
+        if d.resyncing { " (one under way)" } else { "" }
+    );
     if c.apply_failed + c.partial_dropped + c.gossip_dropped_busy > 0 {
         println!(
             "problems:   {} failed applies, {} incomplete changesets dropped, {} changesets dropped while the database was busy",
@@ -174,9 +226,10 @@ fn print_report(r: &Report) {
     for p in &d.peers {
         let lag = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
         println!(
-            "  {} {} — they lack {} versions of ours, we lack {} of theirs; {}",
+            "  {} {}{} — they lack {} versions of ours, we lack {} of theirs; {}",
             p.peer_id,
             if p.connected { "connected" } else { "disconnected" },
+            p.connection.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(),
             lag(p.they_lack_versions),
             lag(p.we_lack_versions),
             if p.addresses.is_empty() { "no known address".to_string() } else { p.addresses.join(", ") }

@@ -251,6 +251,8 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
         // Catch-up responses the members get when they ask the hostile node (they ask
         // every connected peer): wrong key with forged pages, oversized length, truncated.
         let forged_page = Body::CatchupResponse {
+            site: [9; 16],
+            vector: vec![0],
             pages: vec![Page {
                 site: site_b,
                 start: 1,
@@ -316,7 +318,7 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
         // 3. Catch-up requests: wrong key, oversized length prefix, truncated frame, garbage.
         let peer_a: PeerId = a.peer_id().parse().expect("peer id");
         let cr0 = c(&a, "catchup_rejected");
-        let req = Body::CatchupRequest { vector: vec![0], max_rows: 20_000, max_bytes: 4 << 20 };
+        let req = Body::CatchupRequest { site: [9; 16], vector: vec![0], max_rows: 20_000, max_bytes: 4 << 20 };
         let mut short = 5000u32.to_be_bytes().to_vec();
         short.extend_from_slice(&[1; 20]);
         for r in [frame(&wrong.seal(&req).unwrap()), vec![0xff, 0xff, 0xff, 0xf0, 0, 0], short, frame(&[0x55; 100])] {
@@ -345,7 +347,7 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
             body[..8].copy_from_slice(&(i as u64).to_le_bytes());
             let msg = match i % 3 {
                 0 => wrong.seal(&forged_changeset(site_b, i as i64..i as i64 + 1, 1)).unwrap().into_iter().chain(body).collect(),
-                1 => wrong.seal(&Body::CatchupRequest { vector: body, max_rows: 1, max_bytes: 1 }).unwrap(),
+                1 => wrong.seal(&Body::CatchupRequest { site: [9; 16], vector: body, max_rows: 1, max_bytes: 1 }).unwrap(),
                 _ => body,
             };
             published += h.publish(msg).await as usize;

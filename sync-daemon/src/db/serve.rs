@@ -35,12 +35,11 @@ const BACKLOG_IDLE: Duration = Duration::from_secs(60);
 /// Backlogs kept at once (one per requester catching up); the least recently used goes.
 const MAX_BACKLOGS: usize = 4;
 
-/// A catch-up request to answer: pages of what `vector` lacks, within the budget.
-pub struct ServeRequest {
-    pub vector: Vec<u8>,
-    pub max_rows: usize,
-    pub max_bytes: usize,
-    pub reply: oneshot::Sender<Result<Served>>,
+/// A request to answer, within the budget: a catch-up (pages of what `vector` lacks) or a
+/// resync page (every change after the (db_version, seq) cursor `after`).
+pub enum ServeRequest {
+    Catchup { vector: Vec<u8>, max_rows: usize, max_bytes: usize, reply: oneshot::Sender<Result<Served>> },
+    Resync { after: (i64, i64), max_rows: usize, max_bytes: usize, reply: oneshot::Sender<Result<ResyncServed>> },
 }
 
 /// Answers catch-up requests from its own connection, keeping their backlogs.
@@ -52,12 +51,25 @@ pub struct Server {
 }
 
 pub struct Served {
+    /// The requester is behind our compaction horizon: no pages, it should resync.
+    pub resync_needed: bool,
+    /// Our vector, as of this answer.
+    pub vector: Vec<u8>,
     pub pages: Vec<Page>,
     pub more: bool,
     /// Versions the requester still lacks after these pages.
     pub remaining_versions: u64,
     /// Versions the requester lacked in total (its lag behind us).
     pub lacked_versions: u64,
+}
+
+/// One resync page.
+pub struct ResyncServed {
+    pub vector: Vec<u8>,
+    pub db_version: i64,
+    pub rows: Vec<ChangeRow>,
+    /// Where the next request resumes; None: that was everything.
+    pub next: Option<(i64, i64)>,
 }
 
 /// Versions `next..=held` of `site`, sorted, in rows `next_id..=last_id` of
@@ -162,8 +174,11 @@ impl Server {
     pub fn run(mut self, requests: Receiver<ServeRequest>) {
         loop {
             match requests.recv_timeout(BACKLOG_IDLE / 4) {
-                Ok(r) => {
-                    let _ = r.reply.send(self.serve(&r.vector, r.max_rows, r.max_bytes));
+                Ok(ServeRequest::Catchup { vector, max_rows, max_bytes, reply }) => {
+                    let _ = reply.send(self.serve(&vector, max_rows, max_bytes));
+                }
+                Ok(ServeRequest::Resync { after, max_rows, max_bytes, reply }) => {
+                    let _ = reply.send(self.serve_resync(after, max_rows, max_bytes));
                 }
                 Err(RecvTimeoutError::Timeout) => self.expire_backlogs(),
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -176,12 +191,26 @@ impl Server {
     /// version larger than the budget is sent alone).
     pub fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
         self.expire_backlogs();
-        let mut runs: Vec<(Vec<u8>, i64, i64)> = {
+        let ours: Vec<u8> = self.conn.prepare_cached("SELECT wavesync_vector()")?.query_row([], |r| r.get(0))?;
+        let runs: Vec<(Option<Vec<u8>>, i64, i64)> = {
             let mut stmt =
                 self.conn.prepare_cached("SELECT site_id, start_version, end_version FROM wavesync_missing(?1)")?;
             let rows = stmt.query_map([vector], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>().context("wavesync_missing rejected the peer's vector")?
         };
+        // A first row without a site: the requester is behind our compaction horizon.
+        if runs.first().is_some_and(|r| r.0.is_none()) {
+            return Ok(Served {
+                resync_needed: true,
+                vector: ours,
+                pages: Vec::new(),
+                more: false,
+                remaining_versions: 0,
+                lacked_versions: 0,
+            });
+        }
+        let mut runs: Vec<(Vec<u8>, i64, i64)> =
+            runs.into_iter().filter_map(|(site, s, e)| site.map(|site| (site, s, e))).collect();
         // The latest runs first: reading a run walks the clock rows changed since its start,
         // so late runs are cheap, and they are what a returning peer lacks.
         runs.sort_by_key(|r| std::cmp::Reverse(r.1));
@@ -203,7 +232,57 @@ impl Server {
             let covered = self.fill_run(&mut fill, site, start, end)?;
             remaining_versions += (end - covered) as u64;
         }
-        Ok(Served { more: fill.full, pages: fill.pages, remaining_versions, lacked_versions })
+        Ok(Served {
+            resync_needed: false,
+            vector: ours,
+            more: fill.full,
+            pages: fill.pages,
+            remaining_versions,
+            lacked_versions,
+        })
+    }
+
+    /// One page of a resync: every change after the cursor `after` = (db_version, seq), in
+    /// that order, within the budget, with our vector and db_version read in the same
+    /// transaction. Changes written meanwhile get higher db_versions, so a later page has
+    /// them; the requester finishes with the vector of the first page.
+    pub fn serve_resync(&mut self, after: (i64, i64), max_rows: usize, max_bytes: usize) -> Result<ResyncServed> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = self.read_resync(after, max_rows, max_bytes);
+        let _ = self.conn.execute_batch("COMMIT");
+        out
+    }
+
+    fn read_resync(&mut self, after: (i64, i64), max_rows: usize, max_bytes: usize) -> Result<ResyncServed> {
+        let (vector, db_version): (Vec<u8>, i64) =
+            self.conn
+                .query_row("SELECT wavesync_vector(), wavesync_db_version()", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        // The rows of version `after.0` up to seq `after.1` were sent: at most seq + 1 of
+        // them come first and are skipped.
+        let skip = (after.1 + 1).max(0);
+        let limit = max_rows as i64 + skip;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE db_version >= ?1 ORDER BY db_version, seq LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![after.0, limit])?;
+        let (mut out, mut bytes, mut read, mut cut) = (Vec::new(), 0usize, 0i64, false);
+        while let Some(r) = rows.next()? {
+            read += 1;
+            let row = read_row(r)?;
+            if (row.db_version, row.seq) <= after {
+                continue;
+            }
+            if out.len() >= max_rows || (bytes >= max_bytes && !out.is_empty()) {
+                cut = true;
+                break;
+            }
+            bytes += row.approx_size();
+            out.push(row);
+        }
+        // Fewer rows than asked for: SQLite had no more.
+        let done = !cut && read < limit;
+        let next = if done { None } else { out.last().map(|r| (r.db_version, r.seq)).or(Some(after)) };
+        Ok(ResyncServed { vector, db_version, rows: out, next })
     }
 
     /// Adds pages for the run `start..=end` of `site`; returns the last version covered.
@@ -412,7 +491,7 @@ mod tests {
     use std::sync::Arc;
 
     fn open(dir: &Path, name: &str) -> Db {
-        let db = Db::open(&config(dir, name), Arc::new(Counters::default())).expect("open");
+        let db = Db::open(&config(dir, name), Arc::new(Counters::default()), crate::events::channel()).expect("open");
         db.conn
             .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); SELECT wavesync_as_crr('t');")
             .unwrap();
@@ -423,7 +502,8 @@ mod tests {
         let ext = std::env::var_os("WAVESYNC_EXT")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/wavesync"));
-        DbConfig { path: dir.join(name), ext }
+        let hour = std::time::Duration::from_secs(3600);
+        DbConfig { path: dir.join(name), ext, retention: hour, compact_every: hour }
     }
 
     /// The catch-up server of a database `open` made.

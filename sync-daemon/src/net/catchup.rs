@@ -100,6 +100,9 @@ impl Node {
 
     /// Starts a catch-up with `peer` (or asks for another round after the running one).
     pub(super) fn start_catchup(&mut self, peer: PeerId) {
+        if self.resync_instead(peer) {
+            return;
+        }
         if !self.peer(peer).catchup.begin() {
             return;
         }
@@ -116,9 +119,12 @@ impl Node {
             Internal::VectorReady { peer, vector } => {
                 let connected = self.peers.get(&peer).is_some_and(|p| p.connected);
                 let body = match vector {
-                    Ok(vector) if connected => {
-                        Body::CatchupRequest { vector, max_rows: self.cfg.page_rows, max_bytes: self.cfg.page_bytes }
-                    }
+                    Ok(vector) if connected => Body::CatchupRequest {
+                        site: self.site,
+                        vector,
+                        max_rows: self.cfg.page_rows,
+                        max_bytes: self.cfg.page_bytes,
+                    },
                     Ok(_) => {
                         self.peer(peer).catchup.request_ended();
                         return;
@@ -150,10 +156,17 @@ impl Node {
                     let n = served.pages.len() as u64;
                     let rows: usize = served.pages.iter().map(|p| p.rows.len()).sum();
                     self.peer(peer).they_lack = Some(served.lacked_versions);
-                    let body = Body::CatchupResponse {
-                        pages: served.pages,
-                        more: served.more,
-                        remaining_versions: served.remaining_versions,
+                    let body = if served.resync_needed {
+                        info!(%peer, "the peer is behind our compaction horizon: it is told to resync");
+                        Body::ResyncNeeded { site: self.site, vector: served.vector }
+                    } else {
+                        Body::CatchupResponse {
+                            site: self.site,
+                            vector: served.vector,
+                            pages: served.pages,
+                            more: served.more,
+                            remaining_versions: served.remaining_versions,
+                        }
                     };
                     match self.keys.seal(&body) {
                         Ok(bytes) if bytes.len() <= wire::MAX_RESPONSE_BYTES => {
@@ -171,6 +184,32 @@ impl Node {
                 }
                 Err(e) => warn!(%peer, "cannot serve a catch-up request: {e:#}"),
             },
+            Internal::ServedResync { peer, channel, result } => match result {
+                Ok(s) => {
+                    let n = s.rows.len();
+                    let body = Body::ResyncResponse {
+                        site: self.site,
+                        vector: s.vector,
+                        db_version: s.db_version,
+                        rows: s.rows,
+                        next: s.next,
+                    };
+                    match self.keys.seal(&body) {
+                        Ok(bytes) if bytes.len() <= wire::MAX_RESPONSE_BYTES => {
+                            debug!(%peer, rows = n, "resync page");
+                            if self.swarm.behaviour_mut().catchup.send_response(channel, bytes).is_ok() {
+                                self.counters.catchup_requests_served.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Ok(bytes) => warn!(%peer, bytes = bytes.len(), "resync page too large to send"),
+                        Err(e) => warn!(%peer, "cannot encode a resync page: {e}"),
+                    }
+                }
+                Err(e) => warn!(%peer, "cannot serve a resync request: {e:#}"),
+            },
+            msg @ (Internal::ResyncStarted { .. }
+            | Internal::ResyncApplied { .. }
+            | Internal::ResyncFinished { .. }) => self.on_resync_step(msg),
             Internal::PagesApplied { peer, result, versions, more, remaining, pipelined } => {
                 let now = status::now_unix();
                 self.last_catchup = Some(now);
@@ -203,7 +242,9 @@ impl Node {
         match ev {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
                 match self.keys.open(&request, wire::MAX_REQUEST_BYTES) {
-                    Ok(Body::CatchupRequest { vector, max_rows, max_bytes }) => {
+                    Ok(Body::CatchupRequest { site, vector, max_rows, max_bytes }) => {
+                        self.peer(peer).site = Some(site);
+                        self.db.peer_seen(site, vector.clone());
                         let max_rows = max_rows.clamp(1, MAX_PAGE_ROWS) as usize;
                         let max_bytes = max_bytes.clamp(1024, MAX_PAGE_BYTES) as usize;
                         let db = self.db.clone();
@@ -213,6 +254,17 @@ impl Node {
                             let _ = tx.send(Internal::Served { peer, channel, result }).await;
                         });
                     }
+                    Ok(Body::ResyncRequest { site, after, max_rows, max_bytes }) => {
+                        self.peer(peer).site = Some(site);
+                        let max_rows = max_rows.clamp(1, MAX_PAGE_ROWS) as usize;
+                        let max_bytes = max_bytes.clamp(1024, MAX_PAGE_BYTES) as usize;
+                        let db = self.db.clone();
+                        let tx = self.internal.clone();
+                        tokio::spawn(async move {
+                            let result = db.serve_resync(after, max_rows, max_bytes).await;
+                            let _ = tx.send(Internal::ServedResync { peer, channel, result }).await;
+                        });
+                    }
                     // Dropping the channel closes the stream: a non-member gets nothing.
                     Ok(_) => self.reject_catchup(peer, &WireError::Malformed("not a catch-up request".into())),
                     Err(e) => self.reject_catchup(peer, &e),
@@ -220,7 +272,26 @@ impl Node {
             }
             Event::Message { peer, message: Message::Response { response, .. }, .. } => {
                 match self.keys.open(&response, wire::MAX_RESPONSE_BYTES) {
-                    Ok(Body::CatchupResponse { pages, more, remaining_versions }) => {
+                    Ok(Body::ResyncResponse { site, vector, db_version, rows, next }) => {
+                        self.peer(peer).site = Some(site);
+                        self.counters.catchup_pages_received.fetch_add(1, Ordering::Relaxed);
+                        self.on_resync_response(peer, vector, db_version, rows, next);
+                    }
+                    Ok(Body::ResyncNeeded { site, vector }) => {
+                        self.peer(peer).site = Some(site);
+                        self.peer(peer).catchup.request_ended();
+                        self.db.peer_seen(site, vector);
+                        self.begin_resync(peer, site, "behind the peer's compaction horizon");
+                    }
+                    Ok(Body::CatchupResponse { site, vector, pages, more, remaining_versions }) => {
+                        self.peer(peer).site = Some(site);
+                        self.db.peer_seen(site, vector);
+                        if self.resync_pending && self.resync.is_none() {
+                            // A resync cut short runs first; these pages can wait.
+                            self.peer(peer).catchup.request_ended();
+                            self.begin_resync(peer, site, "a resync was cut short");
+                            return;
+                        }
                         self.counters.catchup_pages_received.fetch_add(pages.len() as u64, Ordering::Relaxed);
                         let versions: u64 = pages.iter().map(|p| (p.end - p.start + 1) as u64).sum();
                         let p = self.peer(peer);
@@ -258,8 +329,12 @@ impl Node {
                     }
                 }
             }
-            Event::OutboundFailure { peer, error, .. } => {
-                self.peer(peer).catchup.request_ended();
+            Event::OutboundFailure { peer, error, request_id, .. } => {
+                if self.resync.as_ref().is_some_and(|r| r.request == Some(request_id)) {
+                    self.abort_resync(&format!("the request failed: {error}"));
+                } else {
+                    self.peer(peer).catchup.request_ended();
+                }
                 match &error {
                     request_response::OutboundFailure::Io(e) if bad_frame(e) => {
                         self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);

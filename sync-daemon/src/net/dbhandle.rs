@@ -1,8 +1,8 @@
 //! The network side's handle on the database thread and on the catch-up server's thread:
 //! each call sends a command over their channel and awaits the answer.
 
-use crate::db::{Cmd, ServeRequest, Served, SERVE_QUEUE};
-use crate::wire::Page;
+use crate::db::{Cmd, DbReport, ResyncServed, ServeRequest, Served, SiteId, SERVE_QUEUE};
+use crate::wire::{ChangeRow, Page};
 use anyhow::{anyhow, Result};
 use crossbeam_channel::TrySendError;
 use tokio::sync::oneshot;
@@ -47,24 +47,84 @@ impl DbHandle {
         }
     }
 
-    pub(super) async fn vector(&self) -> Result<Vec<u8>> {
+    /// Sends `make(reply)` to the database thread and awaits the answer.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Cmd) -> Result<T> {
         let (t, r) = oneshot::channel();
-        self.send(Cmd::Vector(t))?;
+        self.send(make(t))?;
         r.await.map_err(|_| anyhow!("the database thread has stopped"))?
+    }
+
+    pub(super) async fn vector(&self) -> Result<Vec<u8>> {
+        self.ask(Cmd::Vector).await
+    }
+
+    /// Remembers a peer's vector (for compaction); dropped when the queue is full (the
+    /// peer's next catch-up message brings it again).
+    pub(super) fn peer_seen(&self, site: SiteId, vector: Vec<u8>) {
+        let _ = self.offer(Cmd::PeerSeen { site, vector });
+    }
+
+    pub(super) async fn resync_begin(&self, from: SiteId) -> Result<()> {
+        self.ask(|reply| Cmd::ResyncBegin { from, reply }).await
+    }
+
+    pub(super) async fn resync_apply(&self, from: SiteId, rows: Vec<ChangeRow>) -> Result<usize> {
+        self.ask(|reply| Cmd::ResyncApply { from, rows, reply }).await
+    }
+
+    pub(super) async fn resync_finish(&self, vector: Vec<u8>) -> Result<i64> {
+        self.ask(|reply| Cmd::ResyncFinish { vector, reply }).await
+    }
+
+    pub async fn report(&self) -> Result<DbReport> {
+        self.ask(Cmd::Report).await
+    }
+
+    /// Whether the database thread answers within `within`.
+    pub async fn ping(&self, within: std::time::Duration) -> Result<()> {
+        let (t, r) = oneshot::channel();
+        // Not `send`: a full queue is an answer too ("busy"), and this must not wait.
+        self.tx.try_send(Cmd::Ping(t)).map_err(|e| match e {
+            TrySendError::Full(_) => anyhow!("the database thread's queue is full"),
+            TrySendError::Disconnected(_) => anyhow!("the database thread has stopped"),
+        })?;
+        match tokio::time::timeout(within, r).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(anyhow!("the database thread has stopped")),
+            Err(_) => Err(anyhow!("the database thread did not answer within {} ms", within.as_millis())),
+        }
+    }
+
+    /// Commands waiting for the database thread.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Queues a request for the catch-up server; one it has no room for gets no answer
+    /// (the peer asks again).
+    fn serve_request(&self, req: ServeRequest) -> Result<()> {
+        match self.serve_tx.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(anyhow!("the catch-up server is busy ({SERVE_QUEUE} requests queued)")),
+            Err(TrySendError::Disconnected(_)) => Err(anyhow!("the catch-up server thread has stopped")),
+        }
     }
 
     pub(super) async fn serve(&self, vector: Vec<u8>, max_rows: usize, max_bytes: usize) -> Result<Served> {
         let (reply, r) = oneshot::channel();
-        let stopped = || anyhow!("the catch-up server thread has stopped");
-        // A request the server has no room for gets no answer; the peer asks again.
-        match self.serve_tx.try_send(ServeRequest { vector, max_rows, max_bytes, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(anyhow!("the catch-up server is busy ({SERVE_QUEUE} requests queued)"))
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
-        }
-        r.await.map_err(|_| stopped())?
+        self.serve_request(ServeRequest::Catchup { vector, max_rows, max_bytes, reply })?;
+        r.await.map_err(|_| anyhow!("the catch-up server thread has stopped"))?
+    }
+
+    pub(super) async fn serve_resync(
+        &self,
+        after: (i64, i64),
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<ResyncServed> {
+        let (reply, r) = oneshot::channel();
+        self.serve_request(ServeRequest::Resync { after, max_rows, max_bytes, reply })?;
+        r.await.map_err(|_| anyhow!("the catch-up server thread has stopped"))?
     }
 
     /// Applies `pages`. With a `base` vector, first (the database thread takes commands in
@@ -108,7 +168,13 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (serve_tx, _serve_rx) = crossbeam_channel::bounded(1);
         let db = DbHandle::new(tx, serve_tx);
-        let cmd = || Cmd::ApplyVersion { site: [1; 16], start: 1, version: 1, rows: Vec::new() };
+        let cmd = || Cmd::ApplyVersion {
+            site: [1; 16],
+            start: 1,
+            version: 1,
+            rows: Vec::new(),
+            received: std::time::Instant::now(),
+        };
         assert!(matches!(db.offer(cmd()), Ok(Offered::Queued)));
         assert!(matches!(db.offer(cmd()), Ok(Offered::Full)));
         drop(rx);

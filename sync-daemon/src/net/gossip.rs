@@ -19,7 +19,7 @@ const REPLAY_WINDOW: usize = 65_536;
 
 impl Node {
     pub(super) fn on_local(&mut self, ev: DbEvent) {
-        let DbEvent::Local { site, start, version, rows } = ev;
+        let DbEvent::Local { site, start, version, rows, noticed } = ev;
         let n = rows.len();
         for cs in wire::chunk_changeset(site, start, version, rows) {
             let bytes = match self.keys.seal(&Body::Changeset(cs)) {
@@ -42,6 +42,7 @@ impl Node {
             }
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::observe(&self.counters.latency.commit_to_publish, noticed.elapsed());
         debug!(start, version, rows = n, "published local changes");
     }
 
@@ -134,7 +135,7 @@ impl Node {
         }
         let seen = self.gossip_seen.entry(site).or_insert(0);
         *seen = (*seen).max(version);
-        match self.db.offer(Cmd::ApplyVersion { site, start, version, rows }) {
+        match self.db.offer(Cmd::ApplyVersion { site, start, version, rows, received: std::time::Instant::now() }) {
             Ok(Offered::Queued) => {}
             Ok(Offered::Full) => {
                 self.counters.gossip_dropped_busy.fetch_add(1, Ordering::Relaxed);

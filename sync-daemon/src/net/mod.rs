@@ -17,13 +17,14 @@ mod dbhandle;
 mod dialer;
 mod gossip;
 mod reassembly;
+mod resync;
 
 pub use behaviour::load_identity;
 pub use dbhandle::DbHandle;
 
 use crate::config::Config;
 use crate::db::{Event as DbEvent, Served, SiteId};
-use crate::status::{self, Counters, PeerStatus, StatusFile};
+use crate::status::{self, Counters, Live, PeerStatus, Sample, StatusFile};
 use crate::wire::GroupKeys;
 use anyhow::{anyhow, Context, Result};
 use behaviour::{build_swarm, Behaviour, BehaviourEvent};
@@ -76,6 +77,24 @@ enum Internal {
         channel: ResponseChannel<Vec<u8>>,
         result: Result<Served>,
     },
+    ServedResync {
+        peer: PeerId,
+        channel: ResponseChannel<Vec<u8>>,
+        result: Result<crate::db::ResyncServed>,
+    },
+    ResyncStarted {
+        peer: PeerId,
+        result: Result<()>,
+    },
+    ResyncApplied {
+        peer: PeerId,
+        result: Result<usize>,
+        next: Option<(i64, i64)>,
+    },
+    ResyncFinished {
+        peer: PeerId,
+        result: Result<i64>,
+    },
     /// `pipelined`: the next request went out before these pages were applied.
     PagesApplied {
         peer: PeerId,
@@ -89,6 +108,8 @@ enum Internal {
 
 #[derive(Default)]
 struct Peer {
+    /// Its replica's site id, from its catch-up messages.
+    site: Option<SiteId>,
     addrs: BTreeSet<Multiaddr>,
     connected: bool,
     /// This node's catch-up with the peer.
@@ -123,6 +144,14 @@ struct Node {
     started: u64,
     last_catchup: Option<u64>,
     progress: Option<Progress>,
+    /// The resync under way, and whether one is to run (behind a horizon, or cut short).
+    resync: Option<resync::Resync>,
+    resync_pending: bool,
+    live: tokio::sync::watch::Sender<Option<Live>>,
+    http: Option<String>,
+    /// Rows applied and published per second, the last THROUGHPUT_SECONDS.
+    throughput: std::collections::VecDeque<Sample>,
+    rows_at_tick: (u64, u64),
     tty: bool,
     /// Activity seen at the last housekeeping tick, and whether memory is to be returned to
     /// the OS at the first quiet tick after it (see `release_memory`).
@@ -135,15 +164,25 @@ struct Node {
     settle_due: bool,
 }
 
-pub async fn run(
-    cfg: Config,
-    keys: GroupKeys,
-    identity: Keypair,
-    site: SiteId,
-    db: DbHandle,
-    mut db_events: mpsc::Receiver<DbEvent>,
-    counters: Arc<Counters>,
-) -> Result<()> {
+/// What the event loop starts with.
+pub struct Start {
+    pub cfg: Config,
+    pub keys: GroupKeys,
+    pub identity: Keypair,
+    pub site: SiteId,
+    pub db: DbHandle,
+    pub db_events: mpsc::Receiver<DbEvent>,
+    pub counters: Arc<Counters>,
+    /// A resync was cut short: it runs again with the first peer.
+    pub resync_pending: bool,
+    /// Where the status goes every second for the HTTP side.
+    pub live: tokio::sync::watch::Sender<Option<Live>>,
+    /// The address `--http` serves on.
+    pub http: Option<String>,
+}
+
+pub async fn run(start: Start) -> Result<()> {
+    let Start { cfg, keys, identity, site, db, mut db_events, counters, resync_pending, live, http } = start;
     let mut swarm = build_swarm(&cfg, identity)?;
     let topic = gossipsub::IdentTopic::new(keys.topic());
     swarm
@@ -182,6 +221,12 @@ pub async fn run(
         started: status::now_unix(),
         last_catchup: None,
         progress: None,
+        resync: None,
+        resync_pending,
+        live,
+        http,
+        throughput: std::collections::VecDeque::new(),
+        rows_at_tick: (0, 0),
         tty: std::io::stderr().is_terminal(),
         activity: 0,
         trim_due: false,
@@ -259,6 +304,9 @@ impl Node {
                 let p = self.peer(peer_id);
                 p.connected = false;
                 p.catchup.request_ended();
+                if self.resync.as_ref().is_some_and(|r| r.peer == peer_id) {
+                    self.abort_resync("the peer disconnected");
+                }
                 for d in &mut self.dialed {
                     if d.peer == Some(peer_id) {
                         d.next_try = Instant::now() + d.backoff;
@@ -354,9 +402,22 @@ impl Node {
             self.trim_due = false;
             release_memory();
         }
-        if let Err(e) = status::write_status(&self.cfg.db, &self.status()) {
+        let st = self.status();
+        if let Err(e) = status::write_status(&self.cfg.db, &st) {
             warn!("cannot write the status file: {e:#}");
         }
+        let rows = (c.rows_applied, c.rows_published);
+        self.throughput.push_back(Sample {
+            unix: status::now_unix(),
+            rows_applied: rows.0.saturating_sub(self.rows_at_tick.0),
+            rows_published: rows.1.saturating_sub(self.rows_at_tick.1),
+        });
+        self.rows_at_tick = rows;
+        while self.throughput.len() > status::THROUGHPUT_SECONDS {
+            self.throughput.pop_front();
+        }
+        let catchup_remaining = self.peers.values().filter(|p| p.connected).filter_map(|p| p.we_lack).sum();
+        self.live.send_replace(Some(Live { status: st, throughput: self.throughput.clone(), catchup_remaining }));
     }
 
     fn status(&self) -> StatusFile {
@@ -365,6 +426,8 @@ impl Node {
             .iter()
             .map(|(id, p)| PeerStatus {
                 peer_id: id.to_string(),
+                site_id: p.site.map(hex::encode),
+                connection: p.connected.then(|| "direct".to_string()),
                 addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
                 connected: p.connected,
                 they_lack_versions: p.they_lack,
@@ -381,9 +444,15 @@ impl Node {
             started_unix: self.started,
             updated_unix: status::now_unix(),
             listen: self.listen.clone(),
+            http: self.http.clone(),
             peers,
             counters: self.counters.snapshot(),
             last_catchup_unix: self.last_catchup,
+            last_compaction_unix: match self.counters.gauges.last_compaction_unix.load(Ordering::Relaxed) {
+                0 => None,
+                t => Some(t as u64),
+            },
+            resyncing: self.resync.is_some() || self.resync_pending,
         }
     }
 }
