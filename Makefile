@@ -14,7 +14,8 @@
 #   make bench      plain SQLite vs CRR tables, appended to docs/BENCHMARKS.md
 #   make bench-daemon    real wavesyncd processes on loopback vs the daemon targets, appended
 #                   to docs/BENCHMARKS.md ("## Daemon"; BENCH_DAEMON_ARGS=--quick: < 1 minute)
-#   make deps       install the sqlite3 CLI (apt-get) and the Python venv (.venv) if missing
+#   make deps       install the sqlite3 CLI (apt-get), the Python venv (.venv) and the status
+#                   page's browser test dependencies (chromium, npm ci) if missing
 #   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
 #
 # The workspace members are built one package per cargo invocation, never together: the
@@ -47,7 +48,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps lint check sqlite3-cli venv test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
+.PHONY: all build ext daemon deps lint check sqlite3-cli venv browser-deps test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
 
 all: build
 
@@ -68,12 +69,26 @@ daemon:
 	@mv -f $(DIST)/.wavesyncd.tmp $(DIST)/wavesyncd
 	@echo "built $(DIST)/wavesyncd"
 
-deps: sqlite3-cli venv
+deps: sqlite3-cli venv browser-deps
 
 sqlite3-cli:
 	@if ! command -v sqlite3 >/dev/null 2>&1; then \
 	  echo "deps: installing the sqlite3 CLI (apt-get)"; \
 	  $(APT) update && $(APT) install --no-install-recommends sqlite3 >/dev/null; \
+	fi
+
+# The status page's headless browser test (sync-daemon/tests/browser): Debian's chromium and
+# puppeteer-core from the lock file (reinstalled when package-lock.json is newer).
+BROWSER_TESTS := sync-daemon/tests/browser
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "deps: installing chromium (apt-get)"; \
+	  $(APT) update && $(APT) install --no-install-recommends chromium >/dev/null; \
+	fi
+	@if [ ! -d $(BROWSER_TESTS)/node_modules ] || \
+	    [ $(BROWSER_TESTS)/package-lock.json -nt $(BROWSER_TESTS)/node_modules ]; then \
+	  echo "deps: installing the browser test's npm packages (npm ci in $(BROWSER_TESTS))"; \
+	  (cd $(BROWSER_TESTS) && npm ci --silent --no-audit --no-fund) && touch $(BROWSER_TESTS)/node_modules; \
 	fi
 
 venv:
@@ -156,4 +171,4 @@ clean:
 	find sql-tests bindings -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) bindings/node/node_modules
+	rm -rf $(VENV) bindings/node/node_modules $(BROWSER_TESTS)/node_modules

@@ -574,6 +574,7 @@ fn pair(args: &Args, root: &Path, rep: &mut Report, run: &dyn Fn(&str) -> bool) 
 
 /// Phase 6: idle CPU and RSS of converged daemons.
 fn idle(args: &Args, rep: &mut Report, label: &str, ds: &[&Daemon]) {
+    recovery(rep, label, ds);
     let settle = args.settle_secs;
     log(format!("idle ({label}): settling {settle} s, then sampling CPU for {} s", args.idle_secs));
     std::thread::sleep(Duration::from_secs_f64(settle));
@@ -608,6 +609,55 @@ fn idle(args: &Args, rep: &mut Report, label: &str, ds: &[&Daemon]) {
         mean(&cpu),
         rss.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
         hwm.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
+    ));
+}
+
+/// Right after a burst: the time until every daemon is back under the idle targets (RSS
+/// ≤ 50 MB, CPU ≤ 1% of a core over the last second), sampled every 250 ms for 30 s at most.
+fn recovery(rep: &mut Report, label: &str, ds: &[&Daemon]) {
+    let t0 = Instant::now();
+    let cpu = || ds.iter().map(|d| d.cpu_secs().unwrap_or(f64::NAN)).collect::<Vec<f64>>();
+    let rss = || ds.iter().map(|d| d.proc_status("VmRSS:").unwrap_or(0) as f64 / 1024.0).collect::<Vec<f64>>();
+    let mut window: std::collections::VecDeque<(Instant, Vec<f64>)> = std::collections::VecDeque::new();
+    window.push_back((Instant::now(), cpu()));
+    let rss0 = rss();
+    let mut recovered = None;
+    while t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = Instant::now();
+        window.push_back((now, cpu()));
+        while window.len() > 2 && now.duration_since(window[1].0) >= Duration::from_secs(1) {
+            window.pop_front();
+        }
+        let (t_first, c_first) = &window[0];
+        let span = now.duration_since(*t_first).as_secs_f64();
+        if span < 0.9 {
+            continue;
+        }
+        let c_now = &window[window.len() - 1].1;
+        let busy = c_first.iter().zip(c_now).map(|(a, b)| (b - a) / span * 100.0).fold(0.0, f64::max);
+        let mem = rss().into_iter().fold(0.0, f64::max);
+        if busy <= 1.0 && mem * 1.048576 <= 50.0 {
+            recovered = Some((t0.elapsed().as_secs_f64(), busy, mem));
+            break;
+        }
+    }
+    let shown = |v: &[f64]| v.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", ");
+    rep.row(
+        format!("back under the idle targets after a burst ({label})"),
+        "≤ 10 s",
+        recovered.map(|(t, _, _)| format!("{t:.1} s")).unwrap_or_else(|| "> 30 s".into()),
+        Some(recovered.is_some_and(|(t, _, _)| t <= 10.0)),
+    );
+    rep.note(format!(
+        "recovery ({label}): VmRSS {} MiB right after the burst; {}",
+        shown(&rss0),
+        match recovered {
+            Some((t, c, m)) => format!(
+                "after {t:.1} s the busiest daemon used {c:.2}% of a core over 1 s and the largest held {m:.1} MiB"
+            ),
+            None => format!("not under the targets within 30 s (VmRSS now {} MiB)", shown(&rss())),
+        }
     ));
 }
 

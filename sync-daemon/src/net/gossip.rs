@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 /// Wait before a catch-up for a gap seen in gossip (the missing message may still come).
 const GAP_DELAY: Duration = Duration::from_millis(500);
 /// Nonces of the most recent authentic gossip messages remembered to drop replays
-/// (16 bytes each, twice: about 2 MiB).
+/// (24 bytes each, twice: about 3 MiB).
 const REPLAY_WINDOW: usize = 65_536;
 
 impl Node {

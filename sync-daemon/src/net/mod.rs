@@ -138,8 +138,8 @@ struct Node {
     /// Per origin site, the highest version received by gossip (to notice gaps).
     gossip_seen: HashMap<SiteId, i64>,
     /// Nonces of recently accepted gossip messages, oldest first (replay detection).
-    nonces: std::collections::HashSet<[u8; 16]>,
-    nonce_order: std::collections::VecDeque<[u8; 16]>,
+    nonces: std::collections::HashSet<crate::wire::Nonce>,
+    nonce_order: std::collections::VecDeque<crate::wire::Nonce>,
     listen: Vec<String>,
     started: u64,
     last_catchup: Option<u64>,
