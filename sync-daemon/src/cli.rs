@@ -1,4 +1,4 @@
-//! Command line: `keygen`, `run`, `status`, `watch`.
+//! Command line: `keygen`, `run`, `status`, `watch`, `invite`, `join`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +47,35 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show a database's replica id, version vector, and (if a daemon runs on it) its
     /// peers, their lag and the message counters.
+    /// Print an invite code for the group (its key and the addresses to dial, with a
+    /// checksum) and the same as a QR code. The code is a SECRET: whoever has it is a member.
+    Invite {
+        /// The group key file.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// An address the new device should dial, e.g. this machine's
+        /// /ip4/192.168.1.20/tcp/4001; repeatable (none: LAN discovery only).
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<String>,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Join a group from an invite code: writes the key file (mode 0600) and a config file
+    /// for `wavesyncd run --config`.
+    Join {
+        /// The code printed by `wavesyncd invite`.
+        code: String,
+        /// The database file to sync on this device.
+        #[arg(long, value_name = "FILE")]
+        db: PathBuf,
+        /// Where to write the group key [default: <db>.wavesync-group.key].
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Where to write the settings [default: <db>.wavesyncd.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Follow the transactions a running daemon applies and publishes (one line each),
     /// e.g. to see remote changes arrive. Needs the daemon to run with --http.
     Watch {

@@ -9,6 +9,7 @@ mod config;
 mod db;
 mod events;
 mod http;
+mod invite;
 mod metrics;
 mod net;
 mod status;
@@ -34,6 +35,8 @@ fn main() {
             ext.and_then(|ext| status::command(&db, &ext, json))
         }
         cli::Command::Watch { db, json } => watch::command(&db, json),
+        cli::Command::Invite { key_file, peer, no_qr } => invite::invite(&key_file, &peer, !no_qr),
+        cli::Command::Join { code, db, key_file, config } => invite::join(&code, &db, key_file, config),
         cli::Command::Run(args) => config::Config::resolve(*args).and_then(run),
     };
     if let Err(e) = result {
