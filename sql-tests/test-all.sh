@@ -67,15 +67,24 @@ run_suite() {
     echo "==> $name: $*"
     "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
-    local counts p f skips_before skips
+    local counts p f s skips_before skips
     skips_before=$(wc -l < "$skipped_log")
     counts="$("$parser" < "$log")"
-    p="${counts% *}"
-    f="${counts#* }"
-    # A skipped test returns early, so its runner counted it as passed.
+    read -r p f s <<< "$counts"
+    # A test that skips itself through the testkit returns early, so its runner counted
+    # it as passed.
     skips=$(( $(wc -l < "$skipped_log") - skips_before ))
     p=$(( p - skips ))
     total_skipped=$((total_skipped + skips))
+    # Tests the runner itself reports as skipped (pytest's skip, node's t.skip).
+    if [ "${s:-0}" -gt 0 ]; then
+        total_skipped=$((total_skipped + s))
+        grep -E '^SKIPPED ' "$log" | sed "s|^|$name: |" >> "$skipped_log" || true
+        grep -E '^ok [0-9]+ .*# SKIP' "$log" | sed "s|^|$name: |" >> "$skipped_log" || true
+        if ! grep -q "^$name: " "$skipped_log"; then
+            echo "$name: $s tests skipped by the runner (see its output)" >> "$skipped_log"
+        fi
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1 # failed without a countable test failure (build error, crash, missing file)
     fi
@@ -92,12 +101,12 @@ run_suite() {
 # `test result: ok. 3 passed; 0 failed; ...` — one line per test binary and doc tests.
 parse_cargo() {
     sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' |
-        awk '{p += $1; f += $2} END {print p + 0, f + 0}'
+        awk '{p += $1; f += $2} END {print p + 0, f + 0, 0}'
 }
 
 # `ok NAME` / `FAIL NAME` lines of run.sh.
 parse_sql() {
-    awk '/^ok / {p++} /^FAIL / {f++} END {print p + 0, f + 0}'
+    awk '/^ok / {p++} /^FAIL / {f++} END {print p + 0, f + 0, 0}'
 }
 
 # pytest's last line, e.g. `1 failed, 3 passed, 1 error in 0.12s`.
@@ -107,17 +116,19 @@ parse_pytest() {
             for (i = 2; i <= NF; i++) {
                 w = $i; gsub(/[^a-z]/, "", w)
                 if (w == "passed") p += $(i - 1)
+                else if (w == "skipped") s += $(i - 1)
                 else if (w == "failed" || w == "error" || w == "errors") f += $(i - 1)
             }
-        } END {print p + 0, f + 0}'
+        } END {print p + 0, f + 0, s + 0}'
 }
 
 # node --test's closing counts: `# pass 5` / `# fail 0` / `# cancelled 0` with the TAP
 # reporter (which bindings/tasks.sh asks for), `ℹ pass 5` with the spec reporter; summed
 # over the runs of the suite.
 parse_node() {
-    sed -nE 's/^(# |ℹ )(pass|fail|cancelled) ([0-9]+)$/\2 \3/p' |
-        awk '$1 == "pass" {p += $2} $1 != "pass" {f += $2} END {print p + 0, f + 0}'
+    sed -nE 's/^(# |ℹ )(pass|fail|cancelled|skipped) ([0-9]+)$/\2 \3/p' |
+        awk '$1 == "pass" {p += $2} $1 == "skipped" {s += $2} $1 == "fail" || $1 == "cancelled" {f += $2}
+             END {print p + 0, f + 0, s + 0}'
 }
 
 if [ "$suites" = reliability ]; then

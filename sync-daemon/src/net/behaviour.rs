@@ -9,14 +9,21 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, mdns, noise, tcp, yamux, Swarm};
+use libp2p::{connection_limits, gossipsub, identify, mdns, noise, tcp, yamux, Swarm};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use tracing::info;
 
+/// Connections accepted at most: a group is a handful of devices, so these bound what a
+/// stranger (or a flood of dials) can make the node hold, far above any real need.
+const MAX_ESTABLISHED: u32 = 256;
+const MAX_PENDING_INCOMING: u32 = 64;
+const MAX_PER_PEER: u32 = 4;
+
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    pub(super) limits: connection_limits::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) catchup: request_response::Behaviour<CatchupCodec>,
     pub(super) identify: identify::Behaviour,
@@ -86,7 +93,13 @@ pub(super) fn build_swarm(cfg: &Config, identity: Keypair) -> Result<Swarm<Behav
             } else {
                 None
             };
-            Ok(Behaviour { gossipsub, catchup, identify, mdns: Toggle::from(mdns) })
+            let limits = connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(MAX_ESTABLISHED))
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                    .with_max_established_per_peer(Some(MAX_PER_PEER)),
+            );
+            Ok(Behaviour { limits, gossipsub, catchup, identify, mdns: Toggle::from(mdns) })
         })?
         // Peers stay connected while idle: changes must flow the moment they are written.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
