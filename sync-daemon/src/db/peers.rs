@@ -134,6 +134,7 @@ impl Peers {
             return Ok(None);
         }
         let began = Instant::now();
+        debug!("compaction starts");
         let (removed, peers) = retry_busy("compact", || {
             write_tx(conn, |c| {
                 let mut safe: Vec<u8> = c.query_row("SELECT wavesync_vector()", [], |r| r.get(0))?;
