@@ -14,8 +14,9 @@
 #   make bench      plain SQLite vs CRR tables, appended to docs/BENCHMARKS.md
 #   make bench-daemon    real wavesyncd processes on loopback vs the daemon targets, appended
 #                   to docs/BENCHMARKS.md ("## Daemon"; BENCH_DAEMON_ARGS=--quick: < 1 minute)
-#   make deps       install the sqlite3 CLI (apt-get), the Python venv (.venv) and the status
-#                   page's browser test dependencies (chromium, npm ci) if missing
+#   make deps       install the sqlite3 CLI (apt-get), the Python venv (.venv), the status
+#                   page's browser test dependencies (chromium, npm ci) and the NAT lab's
+#                   (nftables) if missing
 #   make clean      remove build outputs (keeps .venv; `make distclean` removes it too)
 #
 # The workspace members are built one package per cargo invocation, never together: the
@@ -48,7 +49,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0
 
-.PHONY: all build ext daemon deps lint check sqlite3-cli venv browser-deps test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
+.PHONY: all build ext daemon deps lint check sqlite3-cli venv browser-deps nat-lab-deps test test-bindings test-reliability wheel npm-package demo bench bench-daemon clean distclean
 
 all: build
 
@@ -69,7 +70,7 @@ daemon:
 	@mv -f $(DIST)/.wavesyncd.tmp $(DIST)/wavesyncd
 	@echo "built $(DIST)/wavesyncd"
 
-deps: sqlite3-cli venv browser-deps
+deps: sqlite3-cli venv browser-deps nat-lab-deps
 
 sqlite3-cli:
 	@if ! command -v sqlite3 >/dev/null 2>&1; then \
@@ -89,6 +90,13 @@ browser-deps:
 	    [ $(BROWSER_TESTS)/package-lock.json -nt $(BROWSER_TESTS)/node_modules ]; then \
 	  echo "deps: installing the browser test's npm packages (npm ci in $(BROWSER_TESTS))"; \
 	  (cd $(BROWSER_TESTS) && npm ci --silent --no-audit --no-fund) && touch $(BROWSER_TESTS)/node_modules; \
+	fi
+
+# The NAT lab of sync-daemon/tests/nat.rs: nftables (the routers' masquerade) and iproute2.
+nat-lab-deps:
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then \
+	  echo "deps: installing nftables and iproute2 (apt-get)"; \
+	  $(APT) update && $(APT) install --no-install-recommends nftables iproute2 >/dev/null; \
 	fi
 
 venv:

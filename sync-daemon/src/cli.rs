@@ -45,8 +45,14 @@ pub enum Command {
     /// peer = [...], no-mdns = true), else from the defaults. Logs go to stderr; set
     /// RUST_LOG (e.g. RUST_LOG=wavesyncd=debug) for more detail.
     Run(Box<RunArgs>),
-    /// Show a database's replica id, version vector, and (if a daemon runs on it) its
-    /// peers, their lag and the message counters.
+    /// Run a relay for members behind NATs, on a host they can all reach (e.g. a small VPS).
+    ///
+    /// It needs no group key and no database and stores nothing: members keep a reservation
+    /// on it, find each other on its rendezvous point under a name derived from their group
+    /// key, connect through it, and upgrade to a direct connection by hole punching where
+    /// their NATs allow. It sees only encrypted traffic. Give members its address with
+    /// `wavesyncd run --relay ADDR` or `wavesyncd invite --relay ADDR`.
+    Relay(RelayArgs),
     /// Print an invite code for the group (its key and the addresses to dial, with a
     /// checksum) and the same as a QR code. The code is a SECRET: whoever has it is a member.
     Invite {
@@ -57,6 +63,10 @@ pub enum Command {
         /// /ip4/192.168.1.20/tcp/4001; repeatable (none: LAN discovery only).
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
+        /// A relay the new device should use (the address `wavesyncd relay` prints, ending
+        /// in /p2p/<id>); repeatable.
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
         /// Do not print the QR code.
         #[arg(long)]
         no_qr: bool,
@@ -86,6 +96,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a database's replica id, version vector, and (if a daemon runs on it) its
+    /// peers, how each is connected (direct or relayed), their lag, the relay reservations,
+    /// this node's reachability and the message counters.
     Status {
         /// The database file.
         #[arg(long, value_name = "FILE")]
@@ -110,14 +123,22 @@ pub struct RunArgs {
     /// The group key file written by `wavesyncd keygen`.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// Address to listen on, as a multiaddr; repeatable [default: /ip4/0.0.0.0/tcp/0,
-    /// i.e. every interface, a free port].
+    /// Address to listen on, as a multiaddr; repeatable [default: /ip4/0.0.0.0/tcp/0 and
+    /// /ip4/0.0.0.0/udp/0/quic-v1, i.e. TCP and QUIC on every interface, free ports].
     #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<String>,
     /// A peer to connect to (and reconnect to, with backoff), e.g.
     /// /ip4/192.168.1.20/tcp/4001; repeatable.
     #[arg(long, value_name = "MULTIADDR")]
     pub peer: Vec<String>,
+    /// A relay to keep a reservation on and to find the group's members through (the
+    /// address `wavesyncd relay` prints, ending in /p2p/<id>); repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<String>,
+    /// Disconnect a peer after this many messages that fail the group key's check within a
+    /// minute, and refuse it for a while (doubling, up to an hour); 0: never [default: 20].
+    #[arg(long, value_name = "N")]
+    pub ban_after: Option<u32>,
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -154,4 +175,38 @@ pub struct RunArgs {
     /// [default: 1h].
     #[arg(long, value_name = "DURATION")]
     pub compact_every: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RelayArgs {
+    /// Address to listen on; repeatable [default: /ip4/0.0.0.0/tcp/4001 and
+    /// /ip4/0.0.0.0/udp/4001/quic-v1].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// The relay's libp2p identity (created on first run; keep it: members know the relay by
+    /// the peer id in its address).
+    #[arg(long, value_name = "FILE", default_value = "wavesyncd-relay.identity")]
+    pub identity: PathBuf,
+    /// The address members reach the relay at, if not a listen address (behind a
+    /// port forward, a cloud NAT, a DNS name: /dns4/relay.example.org/tcp/4001); repeatable.
+    /// Reservations carry these [default: the listen addresses].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external: Vec<String>,
+    /// Reservations held at most (one or two per member).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_reservations: usize,
+    /// Relayed connections open at most.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_circuits: usize,
+    /// A relayed connection is closed after this long (members reconnect through the relay,
+    /// or are direct by then) [relay v2's own default, 2m, is too short for a catch-up].
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub max_circuit_duration: String,
+    /// A relayed connection is closed after carrying this many MiB each way [relay v2's own
+    /// default is 128 KiB].
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_circuit_mib: u64,
+    /// Connections held at most.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: u32,
 }

@@ -18,6 +18,9 @@ struct FileConfig {
     listen: Vec<String>,
     #[serde(default)]
     peer: Vec<String>,
+    #[serde(default)]
+    relay: Vec<String>,
+    ban_after: Option<u32>,
     no_mdns: Option<bool>,
     ext: Option<PathBuf>,
     anti_entropy: Option<u64>,
@@ -37,6 +40,9 @@ pub struct Config {
     pub key_file: PathBuf,
     pub listen: Vec<String>,
     pub peers: Vec<String>,
+    pub relays: Vec<libp2p::Multiaddr>,
+    /// Messages failing the group key's check within a minute before a peer is banned (0: never).
+    pub ban_after: u32,
     pub mdns: bool,
     pub ext: PathBuf,
     pub anti_entropy: Duration,
@@ -47,6 +53,23 @@ pub struct Config {
     pub http: Option<std::net::SocketAddr>,
     pub retention: Duration,
     pub compact_every: Duration,
+}
+
+/// Messages failing the group key's check within a minute that get a peer banned.
+const DEFAULT_BAN_AFTER: u32 = 20;
+
+/// A relay's address: a multiaddr ending in the relay's peer id, which the node needs to
+/// tell the relay from members and to check it is the relay it meant.
+pub fn relay_addr(text: &str) -> Result<libp2p::Multiaddr> {
+    let addr: libp2p::Multiaddr = text
+        .parse()
+        .with_context(|| format!("--relay {text}: not a multiaddr (e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo...)"))?;
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(_)) => Ok(addr),
+        _ => {
+            bail!("--relay {text}: the address must end in /p2p/<the relay's peer id>, as `wavesyncd relay` prints it")
+        }
+    }
 }
 
 impl Config {
@@ -78,9 +101,12 @@ impl Config {
         } else if !file.listen.is_empty() {
             file.listen
         } else {
-            vec!["/ip4/0.0.0.0/tcp/0".to_string()]
+            // QUIC beside TCP: UDP hole punching succeeds more often.
+            vec!["/ip4/0.0.0.0/tcp/0".to_string(), "/ip4/0.0.0.0/udp/0/quic-v1".to_string()]
         };
         let peers = if !args.peer.is_empty() { args.peer } else { file.peer };
+        let relays = if !args.relay.is_empty() { args.relay } else { file.relay };
+        let relays = relays.iter().map(|r| relay_addr(r)).collect::<Result<Vec<_>>>()?;
         let page_rows = args.page_rows.or(file.page_rows).unwrap_or(DEFAULT_PAGE_ROWS);
         if page_rows == 0 {
             bail!("page-rows must be at least 1");
@@ -127,6 +153,8 @@ impl Config {
             key_file,
             listen,
             peers,
+            relays,
+            ban_after: args.ban_after.or(file.ban_after).unwrap_or(DEFAULT_BAN_AFTER),
             mdns: !(args.no_mdns || file.no_mdns.unwrap_or(false)),
             ext: match args.ext.or(file.ext) {
                 Some(p) => p,

@@ -3,9 +3,10 @@
 //! the key file (0600) and a config file, so a second device needs one command.
 //!
 //! Code: `wsync1-` then base32 (RFC 4648, no padding, any case; dashes and spaces are
-//! ignored) of `version (1) | group key (32) | address count (1) | (length (1) | multiaddr
-//! bytes)... | checksum (4)`, the checksum being the first 4 bytes of BLAKE3 of what comes
-//! before: a mistyped code is refused, never joined to a wrong group.
+//! ignored) of `version (1) | group key (32) | peers | relays | checksum (4)`, where peers
+//! and relays are each `count (1) | (length (1) | multiaddr bytes)...` (version 1 codes
+//! have no relays), the checksum being the first 4 bytes of BLAKE3 of what comes before: a
+//! mistyped code is refused, never joined to a wrong group.
 
 use crate::config::new_private_file;
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,25 +16,50 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const PREFIX: &str = "wsync1-";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const CHECKSUM: usize = 4;
 
 #[derive(Debug, PartialEq)]
 pub struct Invite {
     pub key: [u8; 32],
     pub peers: Vec<Multiaddr>,
+    pub relays: Vec<Multiaddr>,
+}
+
+fn push_addrs(b: &mut Vec<u8>, addrs: &[Multiaddr]) -> Result<()> {
+    b.push(u8::try_from(addrs.len()).map_err(|_| anyhow!("at most 255 addresses of a kind in an invite"))?);
+    for a in addrs {
+        let bytes = a.to_vec();
+        b.push(u8::try_from(bytes.len()).map_err(|_| anyhow!("address {a} is too long for an invite"))?);
+        b.extend_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+/// Reads `count | (length | bytes)...` from the front of `rest`.
+fn take_addrs(rest: &mut &[u8]) -> Result<Vec<Multiaddr>> {
+    let bad = |why: &str| anyhow!("invalid invite code: {why}");
+    let (&n, mut tail) = rest.split_first().ok_or_else(|| bad("too short (part of it is missing?)"))?;
+    let mut addrs = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (&len, t) = tail.split_first().ok_or_else(|| bad("an address is cut short"))?;
+        if t.len() < len as usize {
+            bail!(bad("an address is cut short"));
+        }
+        let (a, t) = t.split_at(len as usize);
+        addrs.push(Multiaddr::try_from(a.to_vec()).map_err(|e| bad(&format!("an address is not a multiaddr: {e}")))?);
+        tail = t;
+    }
+    *rest = tail;
+    Ok(addrs)
 }
 
 impl Invite {
     pub fn encode(&self) -> Result<String> {
         let mut b = vec![VERSION];
         b.extend_from_slice(&self.key);
-        b.push(u8::try_from(self.peers.len()).map_err(|_| anyhow!("at most 255 addresses in an invite"))?);
-        for a in &self.peers {
-            let bytes = a.to_vec();
-            b.push(u8::try_from(bytes.len()).map_err(|_| anyhow!("address {a} is too long for an invite"))?);
-            b.extend_from_slice(&bytes);
-        }
+        push_addrs(&mut b, &self.peers)?;
+        push_addrs(&mut b, &self.relays)?;
         let sum = blake3::hash(&b);
         b.extend_from_slice(&sum.as_bytes()[..CHECKSUM]);
         let text = BASE32_NOPAD.encode(&b).to_ascii_lowercase();
@@ -62,33 +88,23 @@ impl Invite {
         if blake3::hash(payload).as_bytes()[..CHECKSUM] != *sum {
             bail!(bad("the checksum does not match (a character was mistyped?)"));
         }
-        if payload[0] != VERSION {
-            bail!(bad(&format!("version {} (this wavesyncd reads version {VERSION}; update it)", payload[0])));
+        let version = payload[0];
+        if !(1..=VERSION).contains(&version) {
+            bail!(bad(&format!("version {version} (this wavesyncd reads versions 1 to {VERSION}; update it)")));
         }
         let key: [u8; 32] = payload[1..33].try_into().map_err(|_| bad("too short"))?;
-        let n = payload[33] as usize;
-        let mut rest = &payload[34..];
-        let mut peers = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (&len, tail) = rest.split_first().ok_or_else(|| bad("an address is cut short"))?;
-            if tail.len() < len as usize {
-                bail!(bad("an address is cut short"));
-            }
-            let (a, tail) = tail.split_at(len as usize);
-            peers.push(
-                Multiaddr::try_from(a.to_vec()).map_err(|e| bad(&format!("an address is not a multiaddr: {e}")))?,
-            );
-            rest = tail;
-        }
+        let mut rest = &payload[33..];
+        let peers = take_addrs(&mut rest)?;
+        let relays = if version >= 2 { take_addrs(&mut rest)? } else { Vec::new() };
         if !rest.is_empty() {
             bail!(bad("trailing bytes"));
         }
-        Ok(Invite { key, peers })
+        Ok(Invite { key, peers, relays })
     }
 }
 
 /// `wavesyncd invite`: the code and its QR code, on stdout.
-pub fn invite(key_file: &Path, peers: &[String], qr: bool) -> Result<()> {
+pub fn invite(key_file: &Path, peers: &[String], relays: &[String], qr: bool) -> Result<()> {
     let key = crate::config::read_group_key(key_file)?;
     let peers = peers
         .iter()
@@ -97,7 +113,8 @@ pub fn invite(key_file: &Path, peers: &[String], qr: bool) -> Result<()> {
                 .with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/203.0.113.7/tcp/4001)"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let code = Invite { key, peers }.encode()?;
+    let relays = relays.iter().map(|r| crate::config::relay_addr(r)).collect::<Result<Vec<_>>>()?;
+    let code = Invite { key, peers, relays }.encode()?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -149,6 +166,10 @@ pub fn join(code: &str, db: &Path, key_file: Option<PathBuf>, config: Option<Pat
         let peers: Vec<String> = invite.peers.iter().map(|p| format!("{:?}", p.to_string())).collect();
         toml.push_str(&format!("peer = [{}]\n", peers.join(", ")));
     }
+    if !invite.relays.is_empty() {
+        let relays: Vec<String> = invite.relays.iter().map(|p| format!("{:?}", p.to_string())).collect();
+        toml.push_str(&format!("relay = [{}]\n", relays.join(", ")));
+    }
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
     println!(
         "joined: wrote the group key to {} (mode 0600) and the settings to {}",
@@ -177,6 +198,12 @@ mod tests {
                 "/ip4/203.0.113.7/tcp/4001".parse().unwrap(),
                 "/dns4/sync.example.org/tcp/4001".parse().unwrap(),
             ],
+            relays: vec![format!(
+                "/ip4/198.51.100.4/udp/4001/quic-v1/p2p/{}",
+                libp2p::identity::Keypair::ed25519_from_bytes([1; 32]).unwrap().public().to_peer_id()
+            )
+            .parse()
+            .unwrap()],
         }
     }
 
@@ -187,8 +214,20 @@ mod tests {
         assert_eq!(Invite::decode(&code).unwrap(), sample());
         assert_eq!(Invite::decode(&code.to_ascii_uppercase()).unwrap(), sample());
         assert_eq!(Invite::decode(&format!("  {}\n", code.replace('-', " ").replacen(' ', "-", 1))).unwrap(), sample());
-        let bare = Invite { key: [1; 32], peers: vec![] };
+        let bare = Invite { key: [1; 32], peers: vec![], relays: vec![] };
         assert_eq!(Invite::decode(&bare.encode().unwrap()).unwrap(), bare);
+    }
+
+    #[test]
+    fn version_1_codes_still_join() {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&[7; 32]);
+        push_addrs(&mut b, &["/ip4/192.0.2.1/tcp/4001".parse().unwrap()]).unwrap();
+        let sum = blake3::hash(&b);
+        b.extend_from_slice(&sum.as_bytes()[..CHECKSUM]);
+        let code = format!("{PREFIX}{}", BASE32_NOPAD.encode(&b));
+        let inv = Invite::decode(&code).unwrap();
+        assert_eq!((inv.key, inv.peers.len(), inv.relays.len()), ([7; 32], 1, 0));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Modules: `cli` (flags), `config` (config file, group key), `wire` (message format, MAC,
 //! encryption), `db` (the database thread), `net` (libp2p: gossip, catch-up, discovery),
-//! `status` (counters, status file, `wavesyncd status`).
+//! `status` (counters, status file, `wavesyncd status`), `relay` (`wavesyncd relay`).
 
 mod cli;
 mod config;
@@ -12,6 +12,7 @@ mod http;
 mod invite;
 mod metrics;
 mod net;
+mod relay;
 mod status;
 mod watch;
 mod wire;
@@ -35,7 +36,8 @@ fn main() {
             ext.and_then(|ext| status::command(&db, &ext, json))
         }
         cli::Command::Watch { db, json } => watch::command(&db, json),
-        cli::Command::Invite { key_file, peer, no_qr } => invite::invite(&key_file, &peer, !no_qr),
+        cli::Command::Invite { key_file, peer, relay, no_qr } => invite::invite(&key_file, &peer, &relay, !no_qr),
+        cli::Command::Relay(args) => relay::command(args),
         cli::Command::Join { code, db, key_file, config } => invite::join(&code, &db, key_file, config),
         cli::Command::Run(args) => config::Config::resolve(*args).and_then(run),
     };

@@ -76,6 +76,12 @@ counters! {
     tombstones_removed,
     /// Full resyncs this replica ran after falling behind a peer's compaction horizon.
     resyncs,
+    /// Relayed connections upgraded to direct ones by hole punching (DCUtR).
+    holepunch_succeeded,
+    /// Hole punching attempts that failed (sync goes on over the relay).
+    holepunch_failed,
+    /// Peers disconnected and refused for a while after messages that failed the key's check.
+    peers_banned,
 }
 
 /// Values that go up and down, set by the database thread.

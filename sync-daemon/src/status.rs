@@ -17,7 +17,8 @@ pub struct PeerStatus {
     pub site_id: Option<String>,
     pub addresses: Vec<String>,
     pub connected: bool,
-    /// "direct" while connected (relayed connections come with relay support), else None.
+    /// While connected: "direct" if one of its connections is (TCP or QUIC, dialed or hole
+    /// punched), "relayed" if all go through a relay; else None.
     #[serde(default)]
     pub connection: Option<String>,
     /// Versions this peer lacked from us at its last catch-up request.
@@ -47,6 +48,31 @@ pub struct StatusFile {
     /// Whether a resync runs (or must run again after a stop).
     #[serde(default)]
     pub resyncing: bool,
+    /// "public" (a relay dialed one of our addresses back: AutoNAT), "private" (none could
+    /// be), or "unknown" (not tested: no relay, or no answer yet).
+    #[serde(default)]
+    pub reachability: String,
+    /// Addresses others confirmed they can dial (AutoNAT), and our relayed ones.
+    #[serde(default)]
+    pub external_addresses: Vec<String>,
+    /// The `--relay` relays and this node's state on each.
+    #[serde(default)]
+    pub relays: Vec<RelayStatus>,
+    /// Peers refused for a while after messages that failed the key's check.
+    #[serde(default)]
+    pub banned: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct RelayStatus {
+    pub address: String,
+    pub connected: bool,
+    /// A reservation is held: members can reach this node through the relay.
+    pub reservation: bool,
+    /// Registered on the relay's rendezvous point under the group's namespace.
+    pub registered: bool,
+    /// Members of the group found there at the last discovery.
+    pub members_found: usize,
 }
 
 /// Rows applied and published during one second.
@@ -221,6 +247,28 @@ fn print_report(r: &Report) {
             "problems:   {} failed applies, {} incomplete changesets dropped, {} changesets dropped while the database was busy",
             c.apply_failed, c.partial_dropped, c.gossip_dropped_busy
         );
+    }
+    if !d.reachability.is_empty() {
+        println!("reachable:  {}", d.reachability);
+    }
+    for a in &d.external_addresses {
+        println!("external:   {a}");
+    }
+    for r in &d.relays {
+        println!(
+            "relay:      {} — {}{}{}; {} members found",
+            r.address,
+            if r.connected { "connected" } else { "not connected" },
+            if r.reservation { ", reservation held" } else { ", no reservation" },
+            if r.registered { ", registered" } else { "" },
+            r.members_found
+        );
+    }
+    if c.holepunch_succeeded + c.holepunch_failed > 0 {
+        println!("hole punch: {} succeeded, {} failed", c.holepunch_succeeded, c.holepunch_failed);
+    }
+    for b in &d.banned {
+        println!("banned:     {b}");
     }
     println!("peers:      {}", d.peers.iter().filter(|p| p.connected).count());
     for p in &d.peers {

@@ -167,6 +167,7 @@ struct Sealed {
 pub struct GroupKeys {
     aead: XChaCha20Poly1305,
     topic: String,
+    rendezvous: String,
 }
 
 impl GroupKeys {
@@ -176,7 +177,18 @@ impl GroupKeys {
         GroupKeys {
             aead: XChaCha20Poly1305::new(&seal.into()),
             topic: format!("wavesync/{}", &hex::encode(topic)[..16]),
+            // Derived, not the key: the relay and anyone on it see namespaces.
+            rendezvous: format!(
+                "wavesync/{}",
+                hex::encode(blake3::derive_key("wavesync v1 rendezvous namespace", group_key))
+            ),
         }
+    }
+
+    /// The group's namespace on rendezvous points (relays): members register and discover
+    /// each other under it; without the group key it cannot be derived.
+    pub fn rendezvous_namespace(&self) -> &str {
+        &self.rendezvous
     }
 
     /// The gossipsub topic of the group.

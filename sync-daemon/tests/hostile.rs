@@ -4,7 +4,9 @@
 //! oversized gossip messages, replays of authentic messages, bad catch-up frames (wrong
 //! key, oversized length prefix, truncated) in both directions, and a flood. Every one is
 //! counted and dropped, nothing is applied, and the daemon's RSS stays bounded under the
-//! flood. CI floods 2000 messages of 64 KiB; `WAVESYNC_LONG=1` 20000.
+//! flood. CI floods 2000 messages of 64 KiB; `WAVESYNC_LONG=1` 20000. That test turns bans
+//! off (`--ban-after 0`) to count every message; the second one checks the ban: a peer
+//! whose messages keep failing the key's check is disconnected and refused.
 
 #[allow(dead_code)]
 #[path = "../src/wire.rs"]
@@ -131,15 +133,37 @@ struct H {
     /// What to answer the members' catch-up requests with, in turn.
     responses: VecDeque<Vec<u8>>,
     requests_answered: usize,
+    connections: usize,
+    dial_errors: usize,
 }
 
 impl H {
+    /// A hostile node subscribed to `topic` (a non-member learns it from subscriptions).
+    fn new(topic: String) -> H {
+        let mut h = H {
+            swarm: hostile_swarm(),
+            topic: gossipsub::IdentTopic::new(topic),
+            captured: Vec::new(),
+            subscribed: 0,
+            responses: VecDeque::new(),
+            requests_answered: 0,
+            connections: 0,
+            dial_errors: 0,
+        };
+        let topic = h.topic.clone();
+        h.swarm.behaviour_mut().gossipsub.subscribe(&topic).expect("subscribe");
+        h
+    }
+
     fn on(&mut self, ev: SwarmEvent<HostileEvent>) {
         match ev {
             SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
                 self.captured.push(message.data);
             }
             SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Subscribed { .. })) => self.subscribed += 1,
+            SwarmEvent::ConnectionEstablished { .. } => self.connections += 1,
+            SwarmEvent::ConnectionClosed { .. } => self.connections -= 1,
+            SwarmEvent::OutgoingConnectionError { .. } => self.dial_errors += 1,
             SwarmEvent::Behaviour(HostileEvent::Catchup(request_response::Event::Message {
                 message: request_response::Message::Request { channel, .. },
                 ..
@@ -227,8 +251,8 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
     let g = Group::new();
     create_items(&g.db("a"));
     create_items(&g.db("b"));
-    let a = g.start("a", &[], &["--anti-entropy", "1"]);
-    let b = g.start("b", &[&a], &["--anti-entropy", "1"]);
+    let a = g.start("a", &[], &["--anti-entropy", "1", "--ban-after", "0"]);
+    let b = g.start("b", &[&a], &["--anti-entropy", "1", "--ban-after", "0"]);
     let key: [u8; 32] =
         hex::decode(std::fs::read_to_string(&g.key).expect("key").trim()).expect("hex").try_into().expect("32 bytes");
     let keys = GroupKeys::derive(&key);
@@ -238,16 +262,7 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let mut h = H {
-            swarm: hostile_swarm(),
-            topic: gossipsub::IdentTopic::new(keys.topic()), // a non-member learns it from subscriptions
-            captured: Vec::new(),
-            subscribed: 0,
-            responses: VecDeque::new(),
-            requests_answered: 0,
-        };
-        let topic = h.topic.clone();
-        h.swarm.behaviour_mut().gossipsub.subscribe(&topic).expect("subscribe");
+        let mut h = H::new(keys.topic().to_string());
         // Catch-up responses the members get when they ask the hostile node (they ask
         // every connected peer): wrong key with forged pages, oversized length, truncated.
         let forged_page = Body::CatchupResponse {
@@ -400,4 +415,54 @@ fn hostile_peers_are_counted_dropped_and_never_applied() {
         c(&b, "catchup_rejected"),
         c(&b, "gossip_replayed")
     );
+}
+
+#[test]
+fn a_peer_whose_messages_fail_the_key_check_is_banned() {
+    let g = Group::new();
+    create_items(&g.db("a"));
+    create_items(&g.db("b"));
+    let a = g.start("a", &[], &["--ban-after", "5"]);
+    let b = g.start("b", &[&a], &[]);
+    let key: [u8; 32] =
+        hex::decode(std::fs::read_to_string(&g.key).expect("key").trim()).expect("hex").try_into().expect("32 bytes");
+    let keys = GroupKeys::derive(&key);
+    let wrong = GroupKeys::derive(&[0x66; 32]);
+    let site_b = site_of(&g.db("b"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut h = H::new(keys.topic().to_string());
+        let addr: Multiaddr = a.addr().parse().expect("multiaddr");
+        h.swarm.dial(addr.clone()).expect("dial");
+        h.pump_until("a announces the topic", |h| h.subscribed >= 1).await;
+        // Four failures stay below the limit: still connected.
+        for i in 0..4 {
+            assert!(h.publish(wrong.seal(&forged_changeset(site_b, i..i + 1, 100 + i)).unwrap()).await);
+        }
+        h.pump_until("a rejects 4 messages", |_| a.counter("gossip_rejected") >= 4).await;
+        h.pump(Duration::from_millis(500)).await;
+        assert_eq!(h.connections, 1, "disconnected below the ban limit");
+        assert_eq!(a.counter("peers_banned"), 0);
+        // The fifth: banned and disconnected.
+        assert!(h.publish(wrong.seal(&forged_changeset(site_b, 10..11, 200)).unwrap()).await);
+        h.pump_until("a bans the hostile peer and closes its connection", |h| {
+            a.counter("peers_banned") == 1 && h.connections == 0
+        })
+        .await;
+        let banned = || a.try_status().and_then(|s| s["banned"].as_array().cloned()).unwrap_or_default();
+        h.pump_until("a's status lists the ban", |_| banned().len() == 1).await;
+        let banned = banned();
+        // Dialing again is refused while the ban lasts.
+        let errors0 = h.dial_errors;
+        h.swarm.dial(addr).expect("dial");
+        h.pump(Duration::from_secs(2)).await;
+        assert_eq!(h.connections, 0, "a accepted a banned peer again");
+        eprintln!("ban: redial gave {} dial errors; status: {banned:?}", h.dial_errors - errors0);
+    });
+    drop(rt);
+    // The members still sync.
+    app(&g.db("b")).execute("INSERT INTO items(id, v) VALUES (1, 'fine')", []).expect("insert");
+    wait_until("a gets b's row after the ban", CONVERGE, || count(&app(&g.db("a"))) == 1);
+    assert_eq!(a.counter("peers_banned"), 1, "a member was banned");
+    drop(b);
 }

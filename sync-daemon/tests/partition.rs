@@ -16,16 +16,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wavesync_testkit::netns::{delete_namespaces, ip, remove_stale};
 use wavesync_testkit::*;
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 /// Namespaces, veths and bridges of one test; all removed on drop (also on failure).
 struct Net {
@@ -48,7 +40,7 @@ impl Net {
     }
 
     fn new(nodes: usize) -> Result<Net, String> {
-        remove_stale();
+        remove_stale("wsp");
         let tag = format!("wsp{}x", std::process::id());
         let mut net = Net { tag, nodes, made: Vec::new() };
         let sw = net.sw();
@@ -105,26 +97,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for ns in self.made.drain(..).rev() {
-            if let Err(e) = ip(&["netns", "del", &ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
-/// Namespaces left by an earlier run of this test that was itself killed.
-fn remove_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name.strip_prefix("wsp").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", name]);
-        }
+        delete_namespaces(&mut self.made);
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Launch {
     /// Print the last 60 log lines when the daemon is dropped during a panic, or always
     /// with `WAVESYNC_TEST_LOGS` set.
     pub show_log: bool,
+    /// Leave mDNS on (else `--no-mdns` is added: tests on one host must not find each other).
+    pub mdns: bool,
 }
 
 impl Launch {
@@ -86,6 +88,7 @@ impl Launch {
             die_with_parent: false,
             fresh_log: false,
             show_log: true,
+            mdns: false,
         }
     }
 
@@ -99,6 +102,7 @@ impl Launch {
             die_with_parent: true,
             fresh_log: true,
             show_log: false,
+            mdns: false,
         }
     }
 }
@@ -212,6 +216,18 @@ impl Daemon {
         Daemon::launched(name, db, dir, args, wrapper, Launch::test())
     }
 
+    /// Like `spawn_wrapped`, started per `launch`.
+    pub fn spawn_with(
+        name: &str,
+        db: PathBuf,
+        dir: &Path,
+        args: Vec<String>,
+        wrapper: Vec<String>,
+        launch: Launch,
+    ) -> Daemon {
+        Daemon::launched(name, db, dir, args, wrapper, launch)
+    }
+
     fn launched(
         name: &str,
         db: PathBuf,
@@ -223,7 +239,7 @@ impl Daemon {
         if !args.iter().any(|a| a == "--listen") {
             args.extend(["--listen".into(), "/ip4/127.0.0.1/tcp/0".into()]);
         }
-        if !args.iter().any(|a| a == "--no-mdns") {
+        if !launch.mdns && !args.iter().any(|a| a == "--no-mdns") {
             args.push("--no-mdns".into());
         }
         if !args.iter().any(|a| a == "--ext") {

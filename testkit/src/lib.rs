@@ -15,6 +15,7 @@ pub mod changes;
 pub mod daemon;
 pub mod ext;
 pub mod items;
+pub mod netns;
 pub mod util;
 
 pub use changes::*;

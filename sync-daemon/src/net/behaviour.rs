@@ -1,5 +1,7 @@
 //! The node's libp2p behaviour (gossipsub, the catch-up request-response protocol,
-//! identify, optional mDNS), its identity, and the swarm built from them.
+//! identify, optional mDNS; for reach beyond the LAN: relay client, DCUtR hole punching,
+//! rendezvous client, AutoNAT v2 client; a block list for banned peers), its identity, and
+//! the swarm built from them (TCP and QUIC, and relayed connections).
 
 use super::codec::{CatchupCodec, CATCHUP_PROTOCOL};
 use crate::config::{new_private_file, Config};
@@ -9,7 +11,10 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, gossipsub, identify, mdns, noise, tcp, yamux, Swarm};
+use libp2p::{
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, mdns, noise, relay, rendezvous, tcp,
+    yamux, Swarm,
+};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -24,10 +29,15 @@ const MAX_PER_PEER: u32 = 4;
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
     pub(super) limits: connection_limits::Behaviour,
+    pub(super) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) catchup: request_response::Behaviour<CatchupCodec>,
     pub(super) identify: identify::Behaviour,
     pub(super) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(super) relay: relay::client::Behaviour,
+    pub(super) dcutr: dcutr::Behaviour,
+    pub(super) rendezvous: rendezvous::client::Behaviour,
+    pub(super) autonat: autonat::v2::client::Behaviour,
 }
 
 /// Loads the node's libp2p identity from `<db>.wavesyncd-identity`, creating it on first run.
@@ -65,7 +75,9 @@ pub(super) fn build_swarm(cfg: &Config, identity: Keypair) -> Result<Swarm<Behav
     let swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key, relay| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
             let gcfg = gossipsub::ConfigBuilder::default()
                 // Our chunks stay below MAX_GOSSIP_BYTES; leave room for gossipsub's framing.
                 .max_transmit_size(wire::MAX_GOSSIP_BYTES + 64 * 1024)
@@ -99,7 +111,19 @@ pub(super) fn build_swarm(cfg: &Config, identity: Keypair) -> Result<Swarm<Behav
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
                     .with_max_established_per_peer(Some(MAX_PER_PEER)),
             );
-            Ok(Behaviour { limits, gossipsub, catchup, identify, mdns: Toggle::from(mdns) })
+            let peer_id = key.public().to_peer_id();
+            Ok(Behaviour {
+                limits,
+                blocked: Default::default(),
+                gossipsub,
+                catchup,
+                identify,
+                mdns: Toggle::from(mdns),
+                relay,
+                dcutr: dcutr::Behaviour::new(peer_id),
+                rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+                autonat: autonat::v2::client::Behaviour::default(),
+            })
         })?
         // Peers stay connected while idle: changes must flow the moment they are written.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))

@@ -334,6 +334,13 @@ impl Node {
                     self.abort_resync(&format!("the request failed: {error}"));
                 } else {
                     self.peer(peer).catchup.request_ended();
+                    // The connection it went on closed but another is up (a hole-punched
+                    // connection replaced a relayed one): go on over that one now rather
+                    // than at the next anti-entropy round.
+                    let moved = matches!(error, request_response::OutboundFailure::ConnectionClosed);
+                    if moved && self.peers.get(&peer).is_some_and(|p| p.connected) {
+                        self.start_catchup(peer);
+                    }
                 }
                 match &error {
                     request_response::OutboundFailure::Io(e) if bad_frame(e) => {
@@ -357,6 +364,9 @@ impl Node {
     pub(super) fn reject_catchup(&mut self, peer: PeerId, e: &WireError) {
         self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);
         warn!(%peer, "rejected catch-up message: {e}");
+        if super::bans::counts_against(e) {
+            self.strike(peer);
+        }
     }
 
     /// A progress bar on a terminal while a catch-up takes more than one round.

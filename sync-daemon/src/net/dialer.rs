@@ -1,5 +1,6 @@
-//! Explicit `--peer` addresses: dialed at start, and again with exponential backoff while
-//! not connected (mDNS-discovered peers are dialed once, from the node's event loop).
+//! Explicit `--peer` and `--relay` addresses: dialed at start, and again with exponential
+//! backoff while not connected (mDNS-discovered peers are dialed once, from the node's
+//! event loop; members found on a relay, from `reach`).
 
 use super::Node;
 use libp2p::swarm::dial_opts::DialOpts;
@@ -25,7 +26,9 @@ impl Node {
     /// Dials the `--peer` addresses that are due.
     pub(super) fn redial(&mut self) {
         let now = Instant::now();
-        let connected: BTreeSet<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+        let mut connected: BTreeSet<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+        connected.extend(self.reach.connected_relays());
         for d in &mut self.dialed {
             let up = d.peer.is_some_and(|p| connected.contains(&p));
             if up || d.pending.is_some() || now < d.next_try {

@@ -1,21 +1,26 @@
 //! The network side: one libp2p swarm (TCP + Noise + Yamux) with
 //! - gossipsub on the group's topic: local changesets out, remote changesets in;
 //! - request-response `/wavesync/catchup/1`: version-vector catch-up in bounded pages;
-//! - identify (peer addresses for status) and mDNS (LAN discovery, optional).
+//! - identify (peer addresses for status) and mDNS (LAN discovery, optional);
+//! - beyond the LAN: relay reservations, rendezvous discovery, DCUtR, AutoNAT (`reach`);
+//! - bans of peers whose messages keep failing the key's check (`bans`).
 //!
 //! Database work never runs on this task: it goes to the database thread through
 //! [`DbHandle`], and results come back as [`Internal`] messages.
 //!
 //! This file is the node and its event loop (swarm events, ticks, status); each protocol
 //! has its own file: `behaviour` (the swarm), `codec` (catch-up frames), `gossip`,
-//! `reassembly` (chunked changesets), `catchup`, `dialer` (`--peer` redial), `dbhandle`.
+//! `reassembly` (chunked changesets), `catchup`, `resync`, `dialer` (`--peer` and
+//! `--relay` redial), `reach`, `bans`, `dbhandle`.
 
+mod bans;
 mod behaviour;
 mod catchup;
 mod codec;
 mod dbhandle;
 mod dialer;
 mod gossip;
+mod reach;
 mod reassembly;
 mod resync;
 
@@ -112,6 +117,8 @@ struct Peer {
     site: Option<SiteId>,
     addrs: BTreeSet<Multiaddr>,
     connected: bool,
+    /// Open connections, and whether each goes through a relay.
+    conns: HashMap<libp2p::swarm::ConnectionId, bool>,
     /// This node's catch-up with the peer.
     catchup: CatchupState,
     they_lack: Option<u64>,
@@ -133,6 +140,8 @@ struct Node {
     internal: mpsc::Sender<Internal>,
     peers: HashMap<PeerId, Peer>,
     dialed: Vec<Dialed>,
+    reach: reach::Reach,
+    bans: bans::Bans,
     /// Chunked gossip changesets not complete yet.
     reassembly: Reassembly,
     /// Per origin site, the highest version received by gossip (to notice gaps).
@@ -201,7 +210,18 @@ pub async fn run(start: Start) -> Result<()> {
             p.parse().with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/192.168.1.20/tcp/4001)"))?;
         dialed.push(Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN });
     }
-    info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), "wavesyncd started");
+    // Relays are dialed and redialed like --peer addresses.
+    for addr in &cfg.relays {
+        dialed.push(Dialed {
+            addr: addr.clone(),
+            peer: None,
+            pending: None,
+            next_try: Instant::now(),
+            backoff: REDIAL_MIN,
+        });
+    }
+    let reach = reach::Reach::new(&cfg.relays, keys.rendezvous_namespace());
+    info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), relays = cfg.relays.len(), "wavesyncd started");
     let (internal, mut internal_rx) = mpsc::channel(INTERNAL_QUEUE);
     let mut node = Node {
         swarm,
@@ -213,6 +233,8 @@ pub async fn run(start: Start) -> Result<()> {
         internal,
         peers: HashMap::new(),
         dialed,
+        reach,
+        bans: bans::Bans::default(),
         reassembly: Reassembly::new(PARTIAL_MAX_BYTES),
         gossip_seen: HashMap::new(),
         nonces: std::collections::HashSet::new(),
@@ -272,7 +294,13 @@ impl Node {
     fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = format!("{address}/p2p/{}", self.swarm.local_peer_id());
+                let me = *self.swarm.local_peer_id();
+                // Relayed listen addresses end in /p2p/<us> already.
+                let full = if address.iter().last() == Some(libp2p::multiaddr::Protocol::P2p(me)) {
+                    address.to_string()
+                } else {
+                    format!("{address}/p2p/{me}")
+                };
                 info!(address = %full, "listening");
                 // On stdout too, one line each, for scripts.
                 println!("listening on {full}");
@@ -281,7 +309,7 @@ impl Node {
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 let addr = endpoint.get_remote_address().clone();
-                info!(peer = %peer_id, %addr, "connected");
+                let relayed = endpoint.is_relayed();
                 for d in &mut self.dialed {
                     if d.pending == Some(connection_id) {
                         d.pending = None;
@@ -289,20 +317,52 @@ impl Node {
                         d.backoff = REDIAL_MIN;
                     }
                 }
+                if self.reach.is_relay(&peer_id) {
+                    info!(relay = %peer_id, %addr, "connected to the relay");
+                    self.relay_connected(peer_id);
+                    return;
+                }
+                info!(peer = %peer_id, %addr, connection = if relayed { "relayed" } else { "direct" }, "connected");
                 let p = self.peer(peer_id);
                 p.connected = true;
-                if endpoint.is_dialer() {
+                p.conns.insert(connection_id, relayed);
+                if endpoint.is_dialer() && !relayed {
                     p.addrs.insert(addr);
+                }
+                // A direct connection (dialed, or hole punched) replaces relayed ones: the
+                // protocols use a peer's oldest connection, and the relay is the slow path.
+                let relayed_conns: Vec<_> =
+                    if relayed { Vec::new() } else { p.conns.iter().filter(|(_, r)| **r).map(|(id, _)| *id).collect() };
+                for id in relayed_conns {
+                    debug!(peer = %peer_id, "closing the relayed connection: a direct one is up");
+                    self.swarm.close_connection(id);
                 }
                 if num_established.get() == 1 {
                     self.start_catchup(peer_id);
                 }
             }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.conns.remove(&connection_id);
+                }
+            }
             // Only when the last connection to the peer closed.
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. }
+                if self.reach.is_relay(&peer_id) =>
+            {
+                debug!(relay = %peer_id, cause = ?cause.map(|c| c.to_string()), "relay disconnected");
+                self.relay_disconnected(peer_id);
+                for d in &mut self.dialed {
+                    if d.peer == Some(peer_id) {
+                        d.next_try = Instant::now() + d.backoff;
+                    }
+                }
+            }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 let p = self.peer(peer_id);
                 p.connected = false;
+                p.conns.clear();
                 p.catchup.request_ended();
                 if self.resync.as_ref().is_some_and(|r| r.peer == peer_id) {
                     self.abort_resync("the peer disconnected");
@@ -334,8 +394,27 @@ impl Node {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossip(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Catchup(ev)) => self.on_catchup(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                if self.reach.is_relay(&peer_id) {
+                    self.relay_identified(peer_id, &info);
+                    return;
+                }
                 let p = self.peer(peer_id);
-                p.addrs.extend(info.listen_addrs);
+                // Relayed addresses change with reservations; they are not for dialing again.
+                p.addrs.extend(
+                    info.listen_addrs
+                        .into_iter()
+                        .filter(|a| !a.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)),
+                );
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.on_relay_client(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(ev)) => self.on_rendezvous(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => self.on_dcutr(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(ev)) => self.on_autonat(ev),
+            SwarmEvent::ExternalAddrConfirmed { address } => self.external_confirmed(address),
+            SwarmEvent::ExternalAddrExpired { address } => self.external_expired(&address),
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                debug!(?reason, "listener closed");
+                self.listener_closed(listener_id, &reason);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
@@ -386,6 +465,8 @@ impl Node {
 
     fn housekeeping(&mut self) {
         self.redial();
+        self.reach_tick();
+        self.bans_tick();
         // Drop incomplete changesets that stopped arriving; catch-up fetches them.
         for p in self.reassembly.expire(Instant::now(), PARTIAL_TIMEOUT) {
             self.counters.partial_dropped.fetch_add(1, Ordering::Relaxed);
@@ -427,7 +508,9 @@ impl Node {
             .map(|(id, p)| PeerStatus {
                 peer_id: id.to_string(),
                 site_id: p.site.map(hex::encode),
-                connection: p.connected.then(|| "direct".to_string()),
+                connection: p
+                    .connected
+                    .then(|| if p.conns.values().any(|relayed| !relayed) { "direct" } else { "relayed" }.to_string()),
                 addresses: p.addrs.iter().map(|a| a.to_string()).collect(),
                 connected: p.connected,
                 they_lack_versions: p.they_lack,
@@ -453,6 +536,10 @@ impl Node {
                 t => Some(t as u64),
             },
             resyncing: self.resync.is_some() || self.resync_pending,
+            reachability: self.reach.reachability().to_string(),
+            external_addresses: self.reach.external(),
+            relays: self.reach.status(),
+            banned: self.bans.banned(),
         }
     }
 }
