@@ -48,6 +48,7 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         if let Ok(mut st) = shared.lock() {
             if st.ensure_meta().is_ok() {
                 let _ = st.atomically(alter::cleanup_dropped);
+                let _ = st.atomically(triggers::refresh_outdated);
             }
         }
         functions::register_all(&db, &shared)?;

@@ -55,6 +55,16 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
 
+    // SQL finds 0.0 and -0.0 equal (IS, =, typeof, CAST and quote all agree), but they are
+    // two values a column can hold: the triggers ask this for a REAL zero (triggers::differs).
+    let exact = trig | FunctionFlags::SQLITE_DETERMINISTIC;
+    db.create_scalar_function("wavesync_zero_differs", 2, exact, |ctx| {
+        Ok(match (ctx.get_raw(0), ctx.get_raw(1)) {
+            (ValueRef::Real(a), ValueRef::Real(b)) => a.to_bits() != b.to_bits(),
+            _ => false,
+        })
+    })?;
+
     let sh = shared.clone();
     db.create_scalar_function("wavesync_fresh_clock", 1, trig, move |ctx| {
         let mut st = sh.lock()?;

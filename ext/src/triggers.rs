@@ -3,7 +3,8 @@
 //! compute is in `trigger_functions.rs` and `local.rs`.
 
 use crate::error::{ident, literal, Result};
-use crate::tableinfo::{DeletePolicy, TableInfo};
+use crate::state::State;
+use crate::tableinfo::{DeletePolicy, Status, TableInfo};
 use rusqlite::Connection;
 
 /// Creates the triggers that record local writes.
@@ -22,7 +23,7 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     let lit = literal(name);
     let new_pk: Vec<String> = t.pks.iter().map(|p| format!("NEW.{}", ident(p))).collect();
     let old_pk: Vec<String> = t.pks.iter().map(|p| format!("OLD.{}", ident(p))).collect();
-    let changed: Vec<String> = t.cols.iter().map(|c| format!("NEW.{0} IS NOT OLD.{0}", ident(c))).collect();
+    let changed: Vec<String> = t.cols.iter().map(|c| differs(c)).collect();
     let mut upd_args = vec![lit.clone()];
     upd_args.extend(new_pk.iter().cloned());
     upd_args.extend(old_pk.iter().cloned());
@@ -48,7 +49,7 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     let clock_key =
         |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
     let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
-    let same_key = t.pks.iter().map(|p| format!("NEW.{0} IS OLD.{0}", ident(p))).collect::<Vec<_>>().join(" AND ");
+    let same_key = t.pks.iter().map(|p| format!("NOT {}", differs(p))).collect::<Vec<_>>().join(" AND ");
     sql.push_str(&format!(
         "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_recording({lit}) BEGIN
            INSERT INTO {c} (pk, cl, db_version, clocks) VALUES ({new_key}, 1, wavesync_tx_version(), wavesync_fresh_clock({lit})) ON CONFLICT DO NOTHING;
@@ -79,9 +80,44 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     Ok(())
 }
 
+/// Whether a write changed column `c`, exactly: `IS NOT` alone compares with the column's
+/// collation ('a' and 'A' are the same under NOCASE) and across storage classes (0 and 0.0
+/// are the same number), and finds 0.0 and -0.0 equal; all of these are different values
+/// that must be recorded, or the replicas diverge.
+fn differs(c: &str) -> String {
+    let c = ident(c);
+    format!(
+        "(NEW.{c} IS NOT OLD.{c} COLLATE BINARY OR typeof(NEW.{c}) IS NOT typeof(OLD.{c}) \
+         OR CASE WHEN NEW.{c} = 0 AND typeof(NEW.{c}) = 'real' THEN wavesync_zero_differs(NEW.{c}, OLD.{c}) ELSE 0 END)"
+    )
+}
+
 pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
     for suffix in ["ins", "upd", "del", "key"] {
         conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {};", ident(&format!("{name}__wavesync_{suffix}"))))?;
+    }
+    Ok(())
+}
+
+/// Remakes, as `wavesync_as_crr` would, the triggers of every CRR whose update trigger
+/// still has the inexact change test of builds before `wavesync_zero_differs` (run on load;
+/// a table in the middle of an alter keeps its coarse triggers, which test nothing).
+pub(crate) fn refresh_outdated(st: &mut State) -> Result<()> {
+    let outdated: Vec<String> = st
+        .conn
+        .prepare(
+            "SELECT t.name FROM wavesync_tables t JOIN main.sqlite_master m
+               ON m.type = 'trigger' AND m.name = t.name || '__wavesync_upd'
+             WHERE m.sql LIKE '%IS NOT OLD.%' AND m.sql NOT LIKE '%wavesync_zero_differs%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in outdated {
+        if let Some(t) = st.table(&name)? {
+            if !matches!(t.status, Status::Altering(_)) {
+                create_triggers(&st.conn, &t, false)?;
+            }
+        }
     }
     Ok(())
 }
