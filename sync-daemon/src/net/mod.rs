@@ -422,7 +422,12 @@ impl Node {
                         continue;
                     }
                     info!(%peer, %addr, "discovered on the LAN (mDNS)");
-                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build()) {
+                    // Both sides discover each other at the same moment and dial. From their
+                    // listen ports (libp2p's default, for hole punching) the two dials meet as
+                    // one TCP simultaneous open with two Noise initiators, which fails on both
+                    // sides, and mDNS does not announce again for minutes: dial from a new port.
+                    let opts = DialOpts::peer_id(peer).addresses(vec![addr]).allocate_new_port().build();
+                    if let Err(e) = self.swarm.dial(opts) {
                         debug!(%peer, "dial failed: {e}");
                     }
                 }
