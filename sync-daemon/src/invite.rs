@@ -103,6 +103,12 @@ impl Invite {
     }
 }
 
+/// `key = ["addr", ...]`, a line of the config `join` writes.
+fn toml_list(key: &str, addrs: &[Multiaddr]) -> String {
+    let quoted: Vec<String> = addrs.iter().map(|a| format!("{:?}", a.to_string())).collect();
+    format!("{key} = [{}]\n", quoted.join(", "))
+}
+
 /// `wavesyncd invite`: the code and its QR code, on stdout.
 pub fn invite(key_file: &Path, peers: &[String], relays: &[String], qr: bool) -> Result<()> {
     let key = crate::config::read_group_key(key_file)?;
@@ -163,12 +169,10 @@ pub fn join(code: &str, db: &Path, key_file: Option<PathBuf>, config: Option<Pat
         abs(&key_file).display().to_string()
     );
     if !invite.peers.is_empty() {
-        let peers: Vec<String> = invite.peers.iter().map(|p| format!("{:?}", p.to_string())).collect();
-        toml.push_str(&format!("peer = [{}]\n", peers.join(", ")));
+        toml.push_str(&toml_list("peer", &invite.peers));
     }
     if !invite.relays.is_empty() {
-        let relays: Vec<String> = invite.relays.iter().map(|p| format!("{:?}", p.to_string())).collect();
-        toml.push_str(&format!("relay = [{}]\n", relays.join(", ")));
+        toml.push_str(&toml_list("relay", &invite.relays));
     }
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
     println!(

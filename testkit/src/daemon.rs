@@ -168,7 +168,7 @@ impl Group {
             args.push(p.addr());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::launched(name, db, self.dir.path(), args, Vec::new(), self.launch.clone())
+        Daemon::spawn_with(name, db, self.dir.path(), args, Vec::new(), self.launch.clone())
     }
 }
 
@@ -208,27 +208,16 @@ impl Daemon {
     /// Runs the test binary with `args` (`--listen` on 127.0.0.1, `--no-mdns` and `--ext`
     /// added unless given); returns once it listens.
     pub fn spawn(name: &str, db: PathBuf, dir: &Path, args: Vec<String>) -> Daemon {
-        Daemon::launched(name, db, dir, args, Vec::new(), Launch::test())
+        Daemon::spawn_with(name, db, dir, args, Vec::new(), Launch::test())
     }
 
     /// Like `spawn`, run under `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
     pub fn spawn_wrapped(name: &str, db: PathBuf, dir: &Path, args: Vec<String>, wrapper: Vec<String>) -> Daemon {
-        Daemon::launched(name, db, dir, args, wrapper, Launch::test())
+        Daemon::spawn_with(name, db, dir, args, wrapper, Launch::test())
     }
 
     /// Like `spawn_wrapped`, started per `launch`.
     pub fn spawn_with(
-        name: &str,
-        db: PathBuf,
-        dir: &Path,
-        args: Vec<String>,
-        wrapper: Vec<String>,
-        launch: Launch,
-    ) -> Daemon {
-        Daemon::launched(name, db, dir, args, wrapper, launch)
-    }
-
-    fn launched(
         name: &str,
         db: PathBuf,
         dir: &Path,

@@ -47,15 +47,15 @@ impl Bans {
 /// not a wavesync message at all. An unknown protocol version is a member to update, not
 /// an attacker, and a cut frame may be a peer that stopped mid-answer: both are only
 /// counted.
-pub(super) fn counts_against(e: &WireError) -> bool {
+fn counts_against(e: &WireError) -> bool {
     matches!(e, WireError::BadMac | WireError::Malformed(_) | WireError::TooLarge { .. })
 }
 
 impl Node {
-    /// `peer` sent a message that failed the key's check.
-    pub(super) fn strike(&mut self, peer: PeerId) {
+    /// `peer` sent a message that was refused with `e`: a strike if `e` counts against it.
+    pub(super) fn strike(&mut self, peer: PeerId, e: &WireError) {
         let after = self.cfg.ban_after;
-        if after == 0 || self.bans.banned.contains_key(&peer) {
+        if after == 0 || !counts_against(e) || self.bans.banned.contains_key(&peer) {
             return;
         }
         let now = Instant::now();

@@ -364,9 +364,7 @@ impl Node {
     pub(super) fn reject_catchup(&mut self, peer: PeerId, e: &WireError) {
         self.counters.catchup_rejected.fetch_add(1, Ordering::Relaxed);
         warn!(%peer, "rejected catch-up message: {e}");
-        if super::bans::counts_against(e) {
-            self.strike(peer);
-        }
+        self.strike(peer, e);
     }
 
     /// A progress bar on a terminal while a catch-up takes more than one round.

@@ -13,7 +13,7 @@ use tracing::warn;
 pub(super) const REDIAL_MIN: Duration = Duration::from_secs(1);
 pub(super) const REDIAL_MAX: Duration = Duration::from_secs(30);
 
-/// An explicit `--peer` address, redialed with backoff while not connected.
+/// An explicit `--peer` or `--relay` address, redialed with backoff while not connected.
 pub(super) struct Dialed {
     pub(super) addr: Multiaddr,
     pub(super) peer: Option<PeerId>,
@@ -22,8 +22,24 @@ pub(super) struct Dialed {
     pub(super) backoff: Duration,
 }
 
+impl Dialed {
+    /// An address to dial now.
+    pub(super) fn new(addr: Multiaddr) -> Dialed {
+        Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN }
+    }
+}
+
 impl Node {
-    /// Dials the `--peer` addresses that are due.
+    /// The last connection to `peer` closed: redial its explicit address after the backoff.
+    pub(super) fn redial_later(&mut self, peer: PeerId) {
+        for d in &mut self.dialed {
+            if d.peer == Some(peer) {
+                d.next_try = Instant::now() + d.backoff;
+            }
+        }
+    }
+
+    /// Dials the `--peer` and `--relay` addresses that are due.
     pub(super) fn redial(&mut self) {
         let now = Instant::now();
         let mut connected: BTreeSet<PeerId> =

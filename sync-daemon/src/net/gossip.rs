@@ -96,9 +96,7 @@ impl Node {
             Err(e) => {
                 self.counters.gossip_rejected.fetch_add(1, Ordering::Relaxed);
                 warn!(from = %propagation_source, author = ?message.source, bytes = message.data.len(), "rejected gossip message: {e}");
-                if super::bans::counts_against(&e) {
-                    self.strike(propagation_source);
-                }
+                self.strike(propagation_source, &e);
             }
         }
     }

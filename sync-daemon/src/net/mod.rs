@@ -208,18 +208,10 @@ pub async fn run(start: Start) -> Result<()> {
     for p in &cfg.peers {
         let addr: Multiaddr =
             p.parse().with_context(|| format!("--peer {p}: not a multiaddr (e.g. /ip4/192.168.1.20/tcp/4001)"))?;
-        dialed.push(Dialed { addr, peer: None, pending: None, next_try: Instant::now(), backoff: REDIAL_MIN });
+        dialed.push(Dialed::new(addr));
     }
     // Relays are dialed and redialed like --peer addresses.
-    for addr in &cfg.relays {
-        dialed.push(Dialed {
-            addr: addr.clone(),
-            peer: None,
-            pending: None,
-            next_try: Instant::now(),
-            backoff: REDIAL_MIN,
-        });
-    }
+    dialed.extend(cfg.relays.iter().cloned().map(Dialed::new));
     let reach = reach::Reach::new(&cfg.relays, keys.rendezvous_namespace());
     info!(peer_id = %swarm.local_peer_id(), mdns = cfg.mdns, peers = cfg.peers.len(), relays = cfg.relays.len(), "wavesyncd started");
     let (internal, mut internal_rx) = mpsc::channel(INTERNAL_QUEUE);
@@ -352,11 +344,7 @@ impl Node {
             {
                 debug!(relay = %peer_id, cause = ?cause.map(|c| c.to_string()), "relay disconnected");
                 self.relay_disconnected(peer_id);
-                for d in &mut self.dialed {
-                    if d.peer == Some(peer_id) {
-                        d.next_try = Instant::now() + d.backoff;
-                    }
-                }
+                self.redial_later(peer_id);
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
@@ -367,11 +355,7 @@ impl Node {
                 if self.resync.as_ref().is_some_and(|r| r.peer == peer_id) {
                     self.abort_resync("the peer disconnected");
                 }
-                for d in &mut self.dialed {
-                    if d.peer == Some(peer_id) {
-                        d.next_try = Instant::now() + d.backoff;
-                    }
-                }
+                self.redial_later(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 let mut explicit = false;
@@ -400,11 +384,7 @@ impl Node {
                 }
                 let p = self.peer(peer_id);
                 // Relayed addresses change with reservations; they are not for dialing again.
-                p.addrs.extend(
-                    info.listen_addrs
-                        .into_iter()
-                        .filter(|a| !a.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)),
-                );
+                p.addrs.extend(info.listen_addrs.into_iter().filter(|a| !reach::is_relayed(a)));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.on_relay_client(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(ev)) => self.on_rendezvous(ev),

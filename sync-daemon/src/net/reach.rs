@@ -62,7 +62,7 @@ fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
+pub(super) fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
@@ -95,6 +95,10 @@ impl Reach {
             probe_ok: false,
             probe_failed: false,
         }
+    }
+
+    fn relay_mut(&mut self, peer: &PeerId) -> Option<&mut Relay> {
+        self.relays.iter_mut().find(|r| r.peer == *peer)
     }
 
     pub(super) fn is_relay(&self, peer: &PeerId) -> bool {
@@ -136,13 +140,13 @@ impl Reach {
 impl Node {
     /// A connection to a relay came up: reserve (listen on its circuit address).
     pub(super) fn relay_connected(&mut self, peer: PeerId) {
-        let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == peer) else { return };
+        let Some(r) = self.reach.relay_mut(&peer) else { return };
         r.connected = true;
         reserve(&mut self.swarm, r);
     }
 
     pub(super) fn relay_disconnected(&mut self, peer: PeerId) {
-        let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == peer) else { return };
+        let Some(r) = self.reach.relay_mut(&peer) else { return };
         warn!(relay = %r.addr, "lost the connection to the relay; redialing");
         r.connected = false;
         r.reserved = false;
@@ -171,7 +175,7 @@ impl Node {
     /// The relay's identify: dial it on QUIC too (the observed UDP address is what QUIC
     /// hole punching uses), once per connection.
     pub(super) fn relay_identified(&mut self, peer: PeerId, info: &identify::Info) {
-        let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == peer) else { return };
+        let Some(r) = self.reach.relay_mut(&peer) else { return };
         let on_quic = r.addr.iter().any(|p| matches!(p, Protocol::QuicV1));
         if r.quic_dialed || on_quic {
             return;
@@ -191,7 +195,7 @@ impl Node {
     pub(super) fn on_relay_client(&mut self, ev: relay::client::Event) {
         match ev {
             relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. } => {
-                if let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == relay_peer_id) {
+                if let Some(r) = self.reach.relay_mut(&relay_peer_id) {
                     if !renewal {
                         info!(relay = %r.addr, "reservation accepted: reachable through the relay");
                     }
@@ -205,7 +209,7 @@ impl Node {
     pub(super) fn on_rendezvous(&mut self, ev: rendezvous::client::Event) {
         match ev {
             rendezvous::client::Event::Registered { rendezvous_node, ttl, .. } => {
-                if let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == rendezvous_node) {
+                if let Some(r) = self.reach.relay_mut(&rendezvous_node) {
                     if !r.registered {
                         info!(relay = %r.addr, "registered on the relay's rendezvous point");
                     }
@@ -216,7 +220,7 @@ impl Node {
             }
             rendezvous::client::Event::RegisterFailed { rendezvous_node, error, .. } => {
                 warn!(relay = %rendezvous_node, "rendezvous registration failed: {error:?}");
-                if let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == rendezvous_node) {
+                if let Some(r) = self.reach.relay_mut(&rendezvous_node) {
                     r.register_due = Instant::now() + Duration::from_secs(5);
                 }
             }
@@ -241,7 +245,7 @@ impl Node {
                         debug!(%peer, "dial failed: {e}");
                     }
                 }
-                if let Some(r) = self.reach.relays.iter_mut().find(|r| r.peer == rendezvous_node) {
+                if let Some(r) = self.reach.relay_mut(&rendezvous_node) {
                     r.members_found = found;
                 }
             }
