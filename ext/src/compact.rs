@@ -94,6 +94,9 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
             }
         }
     }
+    // The change log entries of the clock rows just removed, and of every write since
+    // superseded by a later one.
+    prune_logs(st)?;
     if gone_deletes.is_empty() {
         return Ok(0);
     }
@@ -119,6 +122,16 @@ pub fn compact(st: &mut State, safe: &Vector) -> Result<i64> {
     )?;
     st.forget_horizon();
     Ok(removed)
+}
+
+/// Removes every change log entry no clock row needs any more (`schema::prune_log`);
+/// returns how many.
+pub fn prune_logs(st: &mut State) -> Result<i64> {
+    let mut n = 0;
+    for t in st.tables()? {
+        n += schema::prune_log(st, &t)? as i64;
+    }
+    Ok(n)
 }
 
 /// Tombstones held: clock rows of deleted rows (delete_wins) and dead add_wins rows.

@@ -116,6 +116,13 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         st.atomically(|st| compact::compact(st, &safe))
     })?;
 
+    // The change log entries later writes superseded (compaction removes them too).
+    let sh = shared.clone();
+    register(db, "prune_log", 0, utf8, false, move |_ctx| {
+        let mut st = sh.lock()?;
+        st.atomically(compact::prune_logs)
+    })?;
+
     let sh = shared.clone();
     register(db, "tombstones", 0, utf8, false, move |_ctx| {
         let mut st = sh.lock()?;

@@ -48,7 +48,11 @@ fn init(db: Connection) -> rusqlite::Result<bool> {
         if let Ok(mut st) = shared.lock() {
             if st.ensure_meta().is_ok() {
                 let _ = st.atomically(alter::cleanup_dropped);
-                let _ = st.atomically(triggers::refresh_outdated);
+                // A database an earlier build made: add the change logs, remake triggers.
+                let _ = st.atomically(|st| {
+                    schema::add_missing_logs(st)?;
+                    triggers::refresh_outdated(st)
+                });
             }
         }
         functions::register_all(&db, &shared)?;

@@ -5,7 +5,7 @@ use crate::clock::{Cell, RowClock, SENTINEL};
 use crate::error::{fail, ident, literal, Result};
 use crate::pack;
 use crate::state::State;
-use crate::tableinfo::{clock_table_name, DeletePolicy, Status, TableInfo};
+use crate::tableinfo::{clock_table_name, log_table_name, DeletePolicy, Status, TableInfo};
 use crate::triggers;
 use crate::value::Val;
 use rusqlite::{params, Connection};
@@ -154,7 +154,9 @@ pub fn as_crr(st: &mut State, schema: Option<&str>, table: &str, policy: Option<
                 "wavesync_as_crr: table '{name}' is already a CRR but its columns changed since; schema changes of a CRR go between wavesync_begin_alter('{name}') and wavesync_commit_alter('{name}')"
             )));
         }
+        create_log(st, &name, existing.int_key)?;
         triggers::create_triggers(&st.conn, &existing, false)?;
+        st.invalidate_tables();
         return Ok(());
     }
     let policy = DeletePolicy::parse(policy.unwrap_or("delete_wins"))?;
@@ -247,7 +249,11 @@ pub fn as_table(st: &mut State, table: &str) -> Result<()> {
 pub(crate) fn remove_metadata(st: &mut State, t: &TableInfo) -> Result<()> {
     raise_floor(st)?;
     triggers::drop_triggers(&st.conn, &t.name)?;
-    st.conn.execute_batch(&format!("DROP TABLE IF EXISTS {};", ident(&t.clock)))?;
+    st.conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+        ident(&t.clock),
+        ident(&log_table_name(&t.name))
+    ))?;
     st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1", [&t.name])?;
     st.conn.execute("DELETE FROM wavesync_tables WHERE name = ?1", [&t.name])?;
     st.conn.execute("DELETE FROM wavesync_pending WHERE tbl = ?1", [&t.name])?;
@@ -267,15 +273,71 @@ pub(crate) fn raise_floor(st: &mut State) -> Result<()> {
 }
 
 /// The clock table of a CRR: keyed by the table's INTEGER PRIMARY KEY when it has one (a
-/// rowid table, appends for increasing keys), else by the packed primary key.
+/// rowid table, appends for increasing keys), else by the packed primary key; and its
+/// change log.
 pub(crate) fn create_clock_table(st: &State, name: &str, int_key: bool) -> Result<()> {
     let c = ident(&clock_table_name(name));
     let key = if int_key { "pk INTEGER PRIMARY KEY" } else { "pk BLOB PRIMARY KEY NOT NULL" };
     let rowid = if int_key { "" } else { " WITHOUT ROWID" };
     st.conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {c} ({key}, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL){rowid};
-         CREATE INDEX IF NOT EXISTS {ix} ON {c} (db_version);",
-        ix = ident(&format!("{name}__wavesync_clock_dbv")),
+        "CREATE TABLE IF NOT EXISTS {c} ({key}, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL){rowid};"
     ))?;
+    create_log(st, name, int_key)
+}
+
+/// The change log of a CRR: an entry (db_version, pk) for every version a clock row was
+/// written at, in version order, so that "changes since v" reads only what came after v
+/// and a write appends at the end of a B-tree instead of moving an index entry. Entries a
+/// later write superseded stay until `prune_log`. A clock table made before the log
+/// existed has a db_version index instead: the log is filled from the clock rows and the
+/// index dropped.
+pub(crate) fn create_log(st: &State, name: &str, int_key: bool) -> Result<()> {
+    let (c, l) = (ident(&clock_table_name(name)), ident(&log_table_name(name)));
+    let key = if int_key { "INTEGER" } else { "BLOB" };
+    st.conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {l} (db_version INTEGER NOT NULL, pk {key} NOT NULL, PRIMARY KEY (db_version, pk)) WITHOUT ROWID;"
+    ))?;
+    let index = format!("{name}__wavesync_clock_dbv");
+    let indexed: bool =
+        st.conn.prepare("SELECT 1 FROM main.sqlite_master WHERE type = 'index' AND name = ?1")?.exists([&index])?;
+    if indexed {
+        st.conn.execute_batch(&format!(
+            "INSERT OR IGNORE INTO {l} (db_version, pk) SELECT db_version, pk FROM {c} ORDER BY db_version, pk;
+             DROP INDEX {};",
+            ident(&index)
+        ))?;
+    }
     Ok(())
+}
+
+/// Gives every CRR of a database made before the change log existed its log (run on
+/// load; `triggers::refresh_outdated` then remakes their triggers to write it).
+pub(crate) fn add_missing_logs(st: &mut State) -> Result<()> {
+    let mut added = false;
+    for t in st.tables()? {
+        if t.log.is_none() && t.status != Status::Dropped {
+            create_log(st, &t.name, t.int_key)?;
+            added = true;
+        }
+    }
+    if added {
+        st.invalidate_tables();
+    }
+    Ok(())
+}
+
+/// Removes the change log entries of `t` that no clock row needs any more (a later write
+/// of the row superseded them, or its clock is gone); returns how many went. Those of the
+/// newest version stay whatever they are: the database's db_version is read from them.
+pub(crate) fn prune_log(st: &State, t: &TableInfo) -> Result<usize> {
+    let Some(log) = &t.log else { return Ok(0) };
+    let (c, l) = (ident(&t.clock), ident(log));
+    let n = st.conn.execute(
+        &format!(
+            "DELETE FROM {l} WHERE db_version < (SELECT max(db_version) FROM {l})
+               AND NOT EXISTS (SELECT 1 FROM {c} AS c WHERE c.pk = {l}.pk AND c.db_version = {l}.db_version)"
+        ),
+        [],
+    )?;
+    Ok(n)
 }

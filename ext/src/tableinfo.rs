@@ -53,10 +53,12 @@ pub struct TableSql {
     pub insert_pk: String,
     pub delete_row: String,
     pub scan_pk: String,
-    /// Rest of one db_version after a pk (index seek on (db_version, pk)).
+    /// Rest of one db_version after a pk (a seek on (db_version, pk) in the change log).
     pub scan_dbv_same: String,
     /// Clock rows from the next db_version on.
     pub scan_dbv_next: String,
+    /// Records that a row's clock now has its newest cell at a db_version (the change log).
+    pub insert_log: String,
 }
 
 /// Whether the table still has the shape wavesync registered.
@@ -83,6 +85,10 @@ pub struct TableInfo {
     pub cids: Vec<u32>,
     pub policy: DeletePolicy,
     pub clock: String,
+    /// The change log, `<table>__wavesync_log(db_version, pk)`: one entry per clock row
+    /// and version it was written at. None for a database made before it existed (until
+    /// the upgrade on load adds it), whose clock table has a db_version index instead.
+    pub log: Option<String>,
     pub sql: TableSql,
     pub status: Status,
     /// Names of columns dropped by an earlier commit_alter: changes for them are ignored.
@@ -100,12 +106,43 @@ pub fn clock_table_name(table: &str) -> String {
     format!("{table}__wavesync_clock")
 }
 
+pub fn log_table_name(table: &str) -> String {
+    format!("{table}__wavesync_log")
+}
+
+/// The two halves of "clock rows from (db_version, pk) on", in (db_version, pk) order:
+/// through the change log when there is one (an entry whose version is no longer the
+/// row's newest was superseded and is skipped), else through the db_version index.
+fn version_scans(c: &str, log: Option<&str>) -> (String, String) {
+    match log {
+        Some(l) => {
+            let from = format!(
+                "SELECT c.pk, c.cl, c.clocks, c.db_version FROM {l} AS l CROSS JOIN {c} AS c ON c.pk = l.pk AND c.db_version = l.db_version"
+            );
+            (
+                format!("{from} WHERE l.db_version = ?1 AND l.pk > ?2 ORDER BY l.pk LIMIT ?3"),
+                format!("{from} WHERE l.db_version > ?1 ORDER BY l.db_version, l.pk LIMIT ?2"),
+            )
+        }
+        None => (
+            format!(
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version = ?1 AND pk > ?2 ORDER BY pk LIMIT ?3"
+            ),
+            format!(
+                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
+            ),
+        ),
+    }
+}
+
 impl TableInfo {
     pub fn new(name: String, pks: Vec<String>, columns: Vec<(u32, String)>, policy: DeletePolicy) -> TableInfo {
         let (cids, cols): (Vec<u32>, Vec<String>) = columns.into_iter().unzip();
         let t = ident(&name);
         let clock = clock_table_name(&name);
+        let log = log_table_name(&name);
         let c = ident(&clock);
+        let (scan_dbv_same, scan_dbv_next) = version_scans(&c, Some(&ident(&log)));
         let pk_where: Vec<String> = pks.iter().enumerate().map(|(i, p)| format!("{} = ?{}", ident(p), i + 1)).collect();
         let pk_where = pk_where.join(" AND ");
         let pk_list = pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", ");
@@ -145,12 +182,9 @@ impl TableInfo {
             // Two queries instead of one row-value comparison `(db_version, pk) > (?, ?)`,
             // which SQLite cannot seek on: a page boundary inside a big version would make
             // every page rescan that version from its start.
-            scan_dbv_same: format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version = ?1 AND pk > ?2 ORDER BY pk LIMIT ?3"
-            ),
-            scan_dbv_next: format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
-            ),
+            scan_dbv_same,
+            scan_dbv_next,
+            insert_log: format!("INSERT INTO {} (db_version, pk) VALUES (?1, ?2) ON CONFLICT DO NOTHING", ident(&log)),
         };
         TableInfo {
             name,
@@ -159,6 +193,7 @@ impl TableInfo {
             cids,
             policy,
             clock,
+            log: Some(log),
             sql,
             status: Status::Ok,
             dropped: Vec::new(),
@@ -194,6 +229,15 @@ impl TableInfo {
             t.int_key = conn
                 .prepare_cached("SELECT 1 FROM pragma_table_info(?1) WHERE name = 'pk' AND type = 'INTEGER'")?
                 .exists([&t.clock])?;
+            let log = t.log.take().unwrap_or_default();
+            if conn
+                .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?
+                .exists([&log])?
+            {
+                t.log = Some(log);
+            } else {
+                (t.sql.scan_dbv_same, t.sql.scan_dbv_next) = version_scans(&ident(&t.clock), None);
+            }
             let altering: Option<i64> = conn
                 .prepare_cached("SELECT value FROM wavesync_meta WHERE key = 'altering:' || ?1")?
                 .query_row([&t.name], |r| r.get(0))
@@ -312,7 +356,12 @@ fn shape(conn: &Connection, name: &str) -> Result<Option<(Vec<String>, Vec<Strin
 }
 
 /// The declared types of a table's key columns and of `cols`, as merges convert values.
-fn column_types(conn: &Connection, name: &str, pks: &[String], cols: &[String]) -> Result<(Vec<Column>, Vec<Column>)> {
+pub(crate) fn column_types(
+    conn: &Connection,
+    name: &str,
+    pks: &[String],
+    cols: &[String],
+) -> Result<(Vec<Column>, Vec<Column>)> {
     let (strict, without_rowid): (bool, bool) = conn
         .prepare_cached("SELECT strict, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
         .query_row([name], |r| Ok((r.get::<_, i64>(0)? != 0, r.get::<_, i64>(1)? != 0)))

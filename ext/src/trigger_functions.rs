@@ -52,6 +52,24 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| Ok(recording(&sh, ctx)?.is_some()))?;
 
+    // The update trigger's WHEN: recording (as wavesync_recording) and some tracked column
+    // changed; the flags (one per tracked column) stay for the wavesync_bump_clock of the
+    // same firing, so the change test runs once per row.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_changed", -1, trig, move |ctx| {
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
+        if ctx.len() != 1 + t.cols.len() {
+            return Err(triggers_mismatch(&t));
+        }
+        let mut flags = std::mem::take(&mut st.update_flags);
+        flags.clear();
+        flags.extend((0..t.cols.len()).map(|i| matches!(ctx.get_raw(1 + i), ValueRef::Integer(v) if v != 0)));
+        let any = flags.contains(&true);
+        st.update_flags = flags;
+        st.update_flags_set = any;
+        Ok(any)
+    })?;
+
     let sh = shared.clone();
     db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
 
@@ -80,12 +98,19 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     db.create_scalar_function("wavesync_bump_clock", -1, trig, move |ctx| {
         let mut st = sh.lock()?;
         let t = table_for(&mut st, ctx)?;
-        if ctx.len() != 2 + t.cols.len() {
-            return Err(triggers_mismatch(&t));
-        }
         let ValueRef::Blob(blob) = ctx.get_raw(1) else {
             return Err(fail("wavesync: corrupt clock row (clocks is not a blob)"));
         };
+        // The flags wavesync_changed left, or (triggers of builds before it) as arguments.
+        if ctx.len() == 2 && std::mem::take(&mut st.update_flags_set) {
+            let flags = std::mem::take(&mut st.update_flags);
+            let out = local::bump_blob(&mut st, &t, blob, |i| flags.get(i) == Some(&true));
+            st.update_flags = flags;
+            return out;
+        }
+        if ctx.len() != 2 + t.cols.len() {
+            return Err(triggers_mismatch(&t));
+        }
         local::bump_blob(&mut st, &t, blob, |i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0))
     })?;
 

@@ -2,6 +2,7 @@
 //! `begin_alter` / `commit_alter`) install, and their removal. What the trigger functions
 //! compute is in `trigger_functions.rs` and `local.rs`.
 
+use crate::affinity::{Affinity, Column};
 use crate::error::{ident, literal, Result};
 use crate::state::State;
 use crate::tableinfo::{DeletePolicy, Status, TableInfo};
@@ -23,7 +24,8 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     let lit = literal(name);
     let new_pk: Vec<String> = t.pks.iter().map(|p| format!("NEW.{}", ident(p))).collect();
     let old_pk: Vec<String> = t.pks.iter().map(|p| format!("OLD.{}", ident(p))).collect();
-    let changed: Vec<String> = t.cols.iter().map(|c| differs(c)).collect();
+    let (pk_types, col_types) = crate::tableinfo::column_types(conn, name, &t.pks, &t.cols)?;
+    let changed: Vec<String> = t.cols.iter().zip(&col_types).map(|(c, ty)| differs(c, ty)).collect();
     let mut upd_args = vec![lit.clone()];
     upd_args.extend(new_pk.iter().cloned());
     upd_args.extend(old_pk.iter().cloned());
@@ -46,36 +48,45 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
         return Ok(());
     }
     let c = ident(&t.clock);
+    let l = ident(&crate::tableinfo::log_table_name(name));
     let clock_key =
         |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
     let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
-    let same_key = t.pks.iter().map(|p| format!("NOT {}", differs(p))).collect::<Vec<_>>().join(" AND ");
+    // After the clock row, its change log entry; the fallback's Rust path writes its own
+    // (at the same version, so this one is then a no-op).
+    let log = |key: &str| {
+        format!("INSERT INTO {l} (db_version, pk) VALUES (wavesync_tx_version(), {key}) ON CONFLICT DO NOTHING;")
+    };
+    let (log_new, log_old) = (log(&new_key), log(&old_key));
+    let same_key =
+        t.pks.iter().zip(&pk_types).map(|(p, ty)| format!("NOT {}", differs(p, ty))).collect::<Vec<_>>().join(" AND ");
     sql.push_str(&format!(
         "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_recording({lit}) BEGIN
            INSERT INTO {c} (pk, cl, db_version, clocks) VALUES ({new_key}, 1, wavesync_tx_version(), wavesync_fresh_clock({lit})) ON CONFLICT DO NOTHING;
            SELECT wavesync_insert_existing({lit}, {new}) WHERE changes() = 0;
+           {log_new}
          END;
          CREATE TRIGGER {del} AFTER DELETE ON {tq} WHEN wavesync_recording({lit}) BEGIN
            UPDATE {c} SET cl = cl + (cl & 1), db_version = wavesync_tx_version(), clocks = wavesync_tomb_clock(cl) WHERE pk = {old_key};
            SELECT wavesync_after_delete({lit}, {old}) WHERE changes() = 0;
+           {log_old}
          END;
          CREATE TRIGGER {key} AFTER UPDATE OF {pk_cols} ON {tq} WHEN NOT ({same_key}) AND wavesync_recording({lit}) BEGIN
            SELECT wavesync_after_update({lit}, {new}, {old});
          END;",
         pk_cols = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", "),
     ));
-    {
-        let flags: String = changed.iter().map(|f| format!(", {f}")).collect();
-        let any = if changed.is_empty() { "0".to_string() } else { changed.join(" OR ") };
-        // Every UPDATE fires it (not only `UPDATE OF` the tracked columns): a write to a
-        // column added without begin_alter must meet the refusal in wavesync_recording.
-        sql.push_str(&format!(
-            "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_recording({lit}) AND ({same_key}) AND ({any}) BEGIN
-               UPDATE {c} SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock({lit}, clocks{flags}) WHERE pk = {new_key};
-               SELECT wavesync_after_update({upd_args}) WHERE changes() = 0;
-             END;",
-        ));
-    }
+    // Every UPDATE fires it (not only `UPDATE OF` the tracked columns): a write to a column
+    // added without begin_alter must meet the refusal in wavesync_changed. The change test
+    // runs once, there; wavesync_bump_clock takes its flags.
+    let flags: String = changed.iter().map(|f| format!(", {f}")).collect();
+    sql.push_str(&format!(
+        "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_recording({lit}) AND ({same_key}) AND wavesync_changed({lit}{flags}) BEGIN
+           UPDATE {c} SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock({lit}, clocks) WHERE pk = {new_key};
+           SELECT wavesync_after_update({upd_args}) WHERE changes() = 0;
+           {log_new}
+         END;",
+    ));
     conn.execute_batch(&sql)?;
     Ok(())
 }
@@ -83,9 +94,14 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
 /// Whether a write changed column `c`, exactly: `IS NOT` alone compares with the column's
 /// collation ('a' and 'A' are the same under NOCASE) and across storage classes (0 and 0.0
 /// are the same number), and finds 0.0 and -0.0 equal; all of these are different values
-/// that must be recorded, or the replicas diverge.
-fn differs(c: &str) -> String {
+/// that must be recorded, or the replicas diverge. A column that can only hold values of
+/// classes `IS NOT ... COLLATE BINARY` tells apart needs nothing more: TEXT affinity stores
+/// numbers as text (text and blobs never compare equal), a rowid key only integers.
+fn differs(c: &str, ty: &Column) -> String {
     let c = ident(c);
+    if ty.rowid || ty.affinity == Affinity::Text {
+        return format!("(NEW.{c} IS NOT OLD.{c} COLLATE BINARY)");
+    }
     format!(
         "(NEW.{c} IS NOT OLD.{c} COLLATE BINARY OR typeof(NEW.{c}) IS NOT typeof(OLD.{c}) \
          OR CASE WHEN NEW.{c} = 0 AND typeof(NEW.{c}) = 'real' THEN wavesync_zero_differs(NEW.{c}, OLD.{c}) ELSE 0 END)"
@@ -99,16 +115,19 @@ pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Remakes, as `wavesync_as_crr` would, the triggers of every CRR whose update trigger
-/// still has the inexact change test of builds before `wavesync_zero_differs` (run on load;
-/// a table in the middle of an alter keeps its coarse triggers, which test nothing).
+/// Remakes, as `wavesync_as_crr` would, the triggers of every CRR whose update trigger an
+/// earlier build made (run on load): one with the inexact change test of builds before
+/// `COLLATE BINARY`, or a delete_wins one from before the change log and
+/// `wavesync_changed`. A table in the middle of an alter keeps its coarse triggers, which
+/// test nothing.
 pub(crate) fn refresh_outdated(st: &mut State) -> Result<()> {
     let outdated: Vec<String> = st
         .conn
         .prepare(
             "SELECT t.name FROM wavesync_tables t JOIN main.sqlite_master m
                ON m.type = 'trigger' AND m.name = t.name || '__wavesync_upd'
-             WHERE m.sql LIKE '%IS NOT OLD.%' AND m.sql NOT LIKE '%wavesync_zero_differs%'",
+             WHERE (t.delete_policy = 'delete_wins' AND m.sql NOT LIKE '%wavesync_changed(%')
+                OR (m.sql LIKE '%IS NOT OLD.%' AND m.sql NOT LIKE '%COLLATE BINARY%')",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;

@@ -107,7 +107,8 @@ SELECT wavesync_as_crr(1);
 SELECT name FROM wavesync_tables ORDER BY name;
 SELECT type, name FROM sqlite_master WHERE name LIKE '%\_\_wavesync\_%' ESCAPE '\'
    AND tbl_name NOT IN (SELECT name FROM wavesync_tables)
-   AND tbl_name NOT IN (SELECT name || '__wavesync_clock' FROM wavesync_tables);
+   AND tbl_name NOT IN (SELECT name || '__wavesync_clock' FROM wavesync_tables)
+   AND tbl_name NOT IN (SELECT name || '__wavesync_log' FROM wavesync_tables);
 SELECT count(*) AS crr_objects FROM sqlite_master WHERE name LIKE '%\_\_wavesync\_%' ESCAPE '\';
 
 -- wavesync_as_table ------------------------------------------------------------------

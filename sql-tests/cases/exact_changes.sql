@@ -22,6 +22,13 @@ UPDATE v SET x = ieee754_from_blob(x'0000000000000000');
 SELECT '-0.0 -> 0.0', wavesync_db_version(), hex(ieee754_to_blob(x)) FROM v;
 UPDATE v SET t = 'A', x = x;
 SELECT 'same values again: nothing recorded', wavesync_db_version();
+-- A TEXT column (tested with IS NOT ... COLLATE BINARY alone) holds text and blobs: the
+-- same bytes as a blob are another value; a number is stored as its text, the same value.
+UPDATE v SET t = x'41';
+SELECT 'TEXT A -> blob 41', wavesync_db_version(), typeof(t) FROM v;
+UPDATE v SET t = '7';
+UPDATE v SET t = 7;
+SELECT 'TEXT ''7'' -> 7 (stored as ''7''): nothing recorded', wavesync_db_version() - 1, typeof(t) FROM v;
 SELECT cid, col_version, db_version FROM wavesync_changes WHERE "table" = 'v' ORDER BY cid;
 
 -- A key that changes only under its collation is a key change (the packed key differs).
@@ -47,6 +54,6 @@ UPDATE o SET t = 'A';
 SELECT 'old trigger: not recorded', wavesync_db_version();
 .open old.db
 .load ./dist/wavesync
-SELECT 'after loading: trigger remade', sql LIKE '%wavesync_zero_differs%' FROM sqlite_master WHERE name = 'o__wavesync_upd';
+SELECT 'after loading: trigger remade', sql LIKE '%wavesync_changed(%' FROM sqlite_master WHERE name = 'o__wavesync_upd';
 UPDATE o SET t = 'a';
 SELECT 'recorded', wavesync_db_version(), quote(val) FROM wavesync_changes WHERE "table" = 'o' AND cid = 't';

@@ -19,8 +19,10 @@ VACUUM INTO 'other.db';
 ATTACH 'other.db' AS o;
 UPDATE o.wavesync_sites SET site_id = x'000000000000000000000000000000B0' WHERE ord = 0;
 UPDATE o.wavesync_sites SET site_id = x'000000000000000000000000000000C0' WHERE ord = 1;
--- (the clock rows' newest-version column only: enough to move the newest version)
+-- (the clock rows' newest-version column and the change log only: enough to move the
+-- newest version)
 UPDATE o.t__wavesync_clock SET db_version = 40;
+UPDATE o.t__wavesync_log SET db_version = 40;
 DETACH o;
 
 .restore other.db

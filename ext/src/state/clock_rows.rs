@@ -51,16 +51,26 @@ impl State {
 
     /// Writes a row's clock (updating it in place when the row has one).
     pub fn put_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<()> {
-        let args = params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()];
+        let (key, dbv) = (t.key(pk)?, rc.max_db_version());
+        let args = params![key, rc.cl, dbv, rc.encode()];
         if self.stmt(&t.sql.update_clock)?.execute(args)? == 0 {
             self.stmt(&t.sql.insert_clock)?.execute(args)?;
+        }
+        self.log_write(t, &key, dbv)
+    }
+
+    /// The change log entry of a clock row written at `dbv` (none in a database still
+    /// without a log: its db_version index follows the clock row).
+    fn log_write(&self, t: &TableInfo, key: &crate::value::Val, dbv: i64) -> Result<()> {
+        if t.log.is_some() {
+            self.stmt(&t.sql.insert_log)?.execute(params![dbv, key])?;
         }
         Ok(())
     }
 
     /// Rewrites the clock of a row that has one and whose newest db_version (`rc`'s) is the
-    /// one stored: SQLite maintains only the indexes of assigned columns, so the db_version
-    /// index entry stays untouched. False (nothing written) if the row has no clock.
+    /// one stored: its change log entry stays the row's. False (nothing written) if the row
+    /// has no clock.
     pub fn rewrite_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
         let n = self.stmt(&t.sql.update_clock_cells)?.execute(params![t.key(pk)?, rc.cl, rc.encode()])?;
         Ok(n == 1)
@@ -68,8 +78,11 @@ impl State {
 
     /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
     pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
-        let n =
-            self.stmt(&t.sql.insert_clock)?.execute(params![t.key(pk)?, rc.cl, rc.max_db_version(), rc.encode()])?;
+        let (key, dbv) = (t.key(pk)?, rc.max_db_version());
+        let n = self.stmt(&t.sql.insert_clock)?.execute(params![key, rc.cl, dbv, rc.encode()])?;
+        if n == 1 {
+            self.log_write(t, &key, dbv)?;
+        }
         Ok(n == 1)
     }
 }

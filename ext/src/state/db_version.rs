@@ -1,5 +1,5 @@
 //! The transaction's db_version and seqs: what the database's version is (derived from the
-//! clocks, remembered between transactions while no other connection commits), the open
+//! change logs, remembered between transactions while no other connection commits), the open
 //! transaction's view, and the versions and seqs local writes and merges take from it.
 
 use super::{State, Tx};
@@ -31,7 +31,9 @@ impl State {
                 let mut sql = String::from(
                     "SELECT max(0, ifnull((SELECT value FROM wavesync_meta WHERE key = 'db_version_floor'), 0)",
                 );
-                let mut names: Vec<&String> = self.tables.values().map(|t| &t.clock).collect();
+                // The newest entry of each change log (or clock row, before the log).
+                let mut names: Vec<&String> =
+                    self.tables.values().map(|t| t.log.as_ref().unwrap_or(&t.clock)).collect();
                 names.sort();
                 for c in names {
                     sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));

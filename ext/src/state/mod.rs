@@ -127,6 +127,11 @@ pub struct State {
     /// insert trigger's INSERT OR IGNORE may drop it (the key had a clock), and the
     /// fallback that follows at once then reuses those seqs.
     pub fresh_seqs: Option<(i64, i64, i64)>,
+    /// Which tracked columns the update being recorded changed, as the update trigger's
+    /// `wavesync_changed` found them, for the `wavesync_bump_clock` of the same firing
+    /// (taken by it). Reused: no allocation per row.
+    pub update_flags: Vec<bool>,
+    pub update_flags_set: bool,
     /// This transaction added a row to wavesync_sites (until then every row found there
     /// is committed: only this connection's open transaction could hold an uncommitted one).
     sites_added_in_tx: bool,
@@ -166,6 +171,8 @@ impl Shared {
                 resync: false,
                 versions_in_tx: Default::default(),
                 fresh_seqs: None,
+                update_flags: Vec::new(),
+                update_flags_set: false,
                 sites_added_in_tx: false,
             })),
         }))

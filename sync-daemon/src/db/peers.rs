@@ -6,7 +6,8 @@
 //! apply, or alone within a second), with the time it was heard. Every `compact_every` it
 //! compacts below the meet of its own vector and the vector of every peer heard within
 //! `retention`: what all of them have seen. A peer away longer than that is left out: when
-//! it returns it is behind the compaction horizon and resyncs (`net/resync.rs`).
+//! it returns it is behind the compaction horizon and resyncs (`net/resync.rs`). Until the
+//! first compaction is due, it still prunes the change logs (`wavesync_prune_log`).
 //!
 //! `wavesyncd_state` holds the time tracking began (no compaction before a whole retention
 //! has passed since: a peer away when the daemon first started must have had its chance to
@@ -107,7 +108,15 @@ impl Peers {
                     counters.gauges.last_compaction_unix.store(now_unix() as i64, Ordering::Relaxed);
                     self.next_count = now;
                 }
-                Ok(None) => {}
+                // Too early to compact: still remove the change log entries later writes
+                // superseded (a compaction does that too).
+                Ok(None) => match retry_busy("prune the change logs", || {
+                    write_tx(conn, |c| Ok(c.query_row("SELECT wavesync_prune_log()", [], |r| r.get::<_, i64>(0))?))
+                }) {
+                    Ok(n) if n > 0 => info!(removed = n, "pruned change log entries later writes superseded"),
+                    Ok(_) => {}
+                    Err(e) => warn!("cannot prune the change logs (will retry): {e:#}"),
+                },
                 Err(e) => warn!("automatic compaction failed (will retry): {e:#}"),
             }
         }

@@ -1,0 +1,66 @@
+.headers on
+.mode list
+-- upgrade_log.sql: a database made by the build before the change log existed (its clock
+-- tables had a db_version index; fixtures/wavesync-index/site_a.db, made by make.sql next to
+-- it, holds what that build read back in expected_changes and expected_version).
+
+-- Opened read-only, the old layout is read as it is, with the same changes in the same order.
+.open --readonly fixtures/wavesync-index/site_a.db
+.load ./dist/wavesync
+SELECT 'read-only' AS step, count(*) AS changes,
+       (SELECT count(*) FROM (SELECT * FROM wavesync_changes EXCEPT SELECT * FROM expected_changes)) AS extra,
+       (SELECT count(*) FROM (SELECT * FROM expected_changes EXCEPT SELECT * FROM wavesync_changes)) AS lost,
+       (SELECT group_concat(quote(pk) || cid || quote(val) || db_version, ',') FROM wavesync_changes)
+         = (SELECT group_concat(quote(pk) || cid || quote(val) || db_version, ',') FROM (SELECT * FROM expected_changes ORDER BY rowid)) AS same_order,
+       wavesync_db_version() = (SELECT v FROM expected_version) AS same_version
+  FROM wavesync_changes;
+SELECT 'read-only, since 5' AS step, count(*) AS changes,
+       (SELECT count(*) FROM expected_changes WHERE db_version > 5) AS expected
+  FROM wavesync_changes WHERE db_version > 5;
+SELECT type, name FROM sqlite_master WHERE name LIKE '%wavesync_log' OR name LIKE '%wavesync_clock_dbv' ORDER BY name;
+VACUUM INTO 'site_a.db';
+
+-- Opened writable, the extension adds the change logs, drops the indexes and remakes the
+-- triggers; what it reads back is unchanged.
+.open site_a.db
+.load ./dist/wavesync
+SELECT type, name FROM sqlite_master WHERE name LIKE '%wavesync_log' OR name LIKE '%wavesync_clock_dbv' ORDER BY name;
+SELECT name, sql LIKE '%wavesync_log%' AS writes_log FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%__wavesync_upd' ORDER BY name;
+SELECT 'upgraded' AS step, count(*) AS changes,
+       (SELECT count(*) FROM (SELECT * FROM wavesync_changes EXCEPT SELECT * FROM expected_changes)) AS extra,
+       (SELECT count(*) FROM (SELECT * FROM expected_changes EXCEPT SELECT * FROM wavesync_changes)) AS lost,
+       (SELECT group_concat(quote(pk) || cid || quote(val) || db_version, ',') FROM wavesync_changes)
+         = (SELECT group_concat(quote(pk) || cid || quote(val) || db_version, ',') FROM (SELECT * FROM expected_changes ORDER BY rowid)) AS same_order,
+       wavesync_db_version() = (SELECT v FROM expected_version) AS same_version
+  FROM wavesync_changes;
+SELECT 'upgraded, since 5' AS step, count(*) AS changes,
+       (SELECT count(*) FROM expected_changes WHERE db_version > 5) AS expected
+  FROM wavesync_changes WHERE db_version > 5;
+
+-- Writes after the upgrade are recorded and read back as the only changes since.
+UPDATE tasks SET done = 1 WHERE id = 1;
+INSERT INTO tasks VALUES (7, 'back after the upgrade', 0);
+DELETE FROM tags WHERE name = 'green';
+UPDATE notes SET body = 'after the upgrade' WHERE a = 3;
+SELECT "table", quote(pk) AS pk, cid, quote(val) AS val, col_version, db_version - (SELECT v FROM expected_version) AS after, cl
+  FROM wavesync_changes WHERE db_version > (SELECT v FROM expected_version) ORDER BY db_version, "table", pk, cid;
+
+-- A fresh replica that merges everything converges to the same tables.
+ATTACH 'xfer.db' AS x;
+CREATE TABLE x.changes AS SELECT "table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version FROM wavesync_changes;
+DETACH x;
+.open fresh.db
+.load ./dist/wavesync
+CREATE TABLE tasks (id INTEGER PRIMARY KEY NOT NULL, title TEXT, done INTEGER);
+CREATE TABLE tags (name TEXT PRIMARY KEY NOT NULL, color TEXT);
+CREATE TABLE notes (a INTEGER NOT NULL, b TEXT NOT NULL, body, PRIMARY KEY (a, b));
+SELECT wavesync_as_crr('tasks'), wavesync_as_crr('tags'), wavesync_as_crr('notes', 'add_wins');
+ATTACH 'xfer.db' AS x;
+INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, site_id, cl, seq, origin_version)
+  SELECT * FROM x.changes;
+ATTACH 'site_a.db' AS a;
+SELECT 'fresh replica' AS step,
+       (SELECT count(*) FROM (SELECT * FROM tasks EXCEPT SELECT * FROM a.tasks)) + (SELECT count(*) FROM (SELECT * FROM a.tasks EXCEPT SELECT * FROM tasks)) AS tasks_differ,
+       (SELECT count(*) FROM (SELECT * FROM tags EXCEPT SELECT * FROM a.tags)) + (SELECT count(*) FROM (SELECT * FROM a.tags EXCEPT SELECT * FROM tags)) AS tags_differ,
+       (SELECT count(*) FROM (SELECT * FROM notes EXCEPT SELECT * FROM a.notes)) + (SELECT count(*) FROM (SELECT * FROM a.notes EXCEPT SELECT * FROM notes)) AS notes_differ,
+       (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM tags) AS tags, (SELECT count(*) FROM notes) AS notes;
