@@ -52,18 +52,24 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| Ok(recording(&sh, ctx)?.is_some()))?;
 
-    // The update trigger's WHEN: recording (as wavesync_recording) and some tracked column
-    // changed; the flags (one per tracked column) stay for the wavesync_bump_clock of the
-    // same firing, so the change test runs once per row.
+    // The update trigger's WHEN, with (NEW, OLD) of each key column, then of each tracked
+    // column: recording (as wavesync_recording), the key kept (a key change is the key
+    // trigger's) and some tracked column changed, compared exactly (`same_value`). The
+    // flags stay for the wavesync_bump_clock of the same firing.
     let sh = shared.clone();
     db.create_scalar_function("wavesync_changed", -1, trig, move |ctx| {
         let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
-        if ctx.len() != 1 + t.cols.len() {
+        let n = t.pks.len();
+        if ctx.len() != 1 + 2 * (n + t.cols.len()) {
             return Err(triggers_mismatch(&t));
+        }
+        let pair = |i: usize| same_value(ctx.get_raw(1 + 2 * i), ctx.get_raw(2 + 2 * i));
+        if !(0..n).all(pair) {
+            return Ok(false);
         }
         let mut flags = std::mem::take(&mut st.update_flags);
         flags.clear();
-        flags.extend((0..t.cols.len()).map(|i| matches!(ctx.get_raw(1 + i), ValueRef::Integer(v) if v != 0)));
+        flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
         let any = flags.contains(&true);
         st.update_flags = flags;
         st.update_flags_set = any;
@@ -142,6 +148,18 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     Ok(())
 }
 
+/// Whether a write left a value as it was: the same storage class and the same value, byte
+/// for byte (unlike SQL's `IS`: no collation, 0 and 0.0 differ, and so do 0.0 and -0.0).
+fn same_value(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
+    match (a, b) {
+        (ValueRef::Null, ValueRef::Null) => true,
+        (ValueRef::Integer(x), ValueRef::Integer(y)) => x == y,
+        (ValueRef::Real(x), ValueRef::Real(y)) => x.to_bits() == y.to_bits(),
+        (ValueRef::Text(x), ValueRef::Text(y)) | (ValueRef::Blob(x), ValueRef::Blob(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// The state and the table a trigger names, with the transaction's view started (which
 /// also re-checks the schema before the table is used); None while a merge writes.
 fn recording<'s>(sh: &'s Shared, ctx: &Context<'_>) -> Result<Option<(Locked<'s>, Arc<TableInfo>)>> {
@@ -177,4 +195,22 @@ fn table_for(st: &mut State, ctx: &Context<'_>) -> Result<Arc<TableInfo>> {
     })?;
     t.check_usable()?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_value;
+    use rusqlite::types::ValueRef::{Blob, Integer, Null, Real, Text};
+
+    #[test]
+    fn same_value_is_exact() {
+        assert!(same_value(Null, Null) && same_value(Integer(3), Integer(3)) && same_value(Text(b"a"), Text(b"a")));
+        assert!(same_value(Real(1.5), Real(1.5)) && same_value(Blob(b"\x00"), Blob(b"\x00")));
+        // What SQL's IS calls equal but a replica must still record.
+        assert!(!same_value(Integer(0), Real(0.0)));
+        assert!(!same_value(Real(0.0), Real(-0.0)));
+        assert!(!same_value(Text(b"a"), Text(b"A")));
+        assert!(!same_value(Text(b"a"), Blob(b"a")));
+        assert!(!same_value(Null, Integer(0)) && !same_value(Text(b""), Null));
+    }
 }

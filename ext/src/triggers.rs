@@ -77,11 +77,12 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
         pk_cols = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", "),
     ));
     // Every UPDATE fires it (not only `UPDATE OF` the tracked columns): a write to a column
-    // added without begin_alter must meet the refusal in wavesync_changed. The change test
-    // runs once, there; wavesync_bump_clock takes its flags.
-    let flags: String = changed.iter().map(|f| format!(", {f}")).collect();
+    // added without begin_alter must meet the refusal in wavesync_changed, which also
+    // compares the values (in Rust: cheaper than the SQL of `differs`, and once per row);
+    // wavesync_bump_clock takes its flags.
+    let pairs: String = t.pks.iter().chain(&t.cols).map(|c| format!(", NEW.{c}, OLD.{c}", c = ident(c))).collect();
     sql.push_str(&format!(
-        "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_recording({lit}) AND ({same_key}) AND wavesync_changed({lit}{flags}) BEGIN
+        "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_changed({lit}{pairs}) BEGIN
            UPDATE {c} SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock({lit}, clocks) WHERE pk = {new_key};
            SELECT wavesync_after_update({upd_args}) WHERE changes() = 0;
            {log_new}
