@@ -49,14 +49,16 @@ impl Stmts {
     /// for as long as they are kept (the State holding both lives in an Arc), and `clear`
     /// must run before it closes.
     pub fn get<'a>(&'a self, conn: &'a Connection, sql: &str) -> rusqlite::Result<Stmt<'a>> {
-        let Ok(mut kept) = self.kept.try_borrow_mut() else {
+        let Ok(kept) = self.kept.try_borrow_mut() else {
             return conn.prepare_cached(sql).map(Stmt::Cached);
         };
-        if !kept.contains_key(sql) {
-            let stmt = conn.prepare(sql)?;
-            let stmt = crate::ffi::keep_statement(stmt);
-            kept.insert(sql.to_string(), stmt);
-        }
+        // One hash of the text when the statement is kept already (every use but the first).
+        let mut kept = match RefMut::filter_map(kept, |k| k.get_mut(sql)) {
+            Ok(stmt) => return Ok(Stmt::Kept(stmt)),
+            Err(kept) => kept,
+        };
+        let stmt = crate::ffi::keep_statement(conn.prepare(sql)?);
+        kept.insert(sql.to_string(), stmt);
         Ok(Stmt::Kept(RefMut::map(kept, |k| k.get_mut(sql).expect("inserted above"))))
     }
 
