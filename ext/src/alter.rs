@@ -8,7 +8,7 @@
 
 use crate::change::Change;
 use crate::clock::Cell;
-use crate::error::{fail, ident, Result};
+use crate::error::{fail, Result};
 use crate::merge::merge;
 use crate::schema;
 use crate::state::{SiteId, State};
@@ -101,7 +101,10 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
     let mut info = TableInfo::new(name.clone(), pks, columns, old.policy);
     // The clock table keeps its layout unless the key changes (then it is made anew below).
     info.int_key = if rekey { int_key } else { old.int_key };
-    schema::create_log(st, &name, info.int_key)?;
+    if !rekey {
+        // A table still in an earlier build's layout gets its log (a new key gets both below).
+        schema::create_log(st, &name, info.int_key)?;
+    }
     crate::triggers::create_triggers(&st.conn, &info, false)?;
     st.invalidate_tables();
 
@@ -109,11 +112,7 @@ pub fn commit_alter(st: &mut State, sync: &AtomicBool, table: &str) -> Result<()
         // Old keys mean nothing under the new primary key: every row starts over, at a new
         // version, as if inserted now (tombstones of the old keys are gone with them).
         schema::raise_floor(st)?;
-        st.conn.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-            ident(&info.clock),
-            ident(&crate::tableinfo::log_table_name(&info.name))
-        ))?;
+        schema::drop_clock_table(st, &info.name)?;
         schema::create_clock_table(st, &info.name, int_key)?;
         st.invalidate_tables();
         let info = st.table(&name)?.ok_or_else(|| fail(format!("wavesync_commit_alter: '{name}' vanished")))?;

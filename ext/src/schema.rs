@@ -249,11 +249,7 @@ pub fn as_table(st: &mut State, table: &str) -> Result<()> {
 pub(crate) fn remove_metadata(st: &mut State, t: &TableInfo) -> Result<()> {
     raise_floor(st)?;
     triggers::drop_triggers(&st.conn, &t.name)?;
-    st.conn.execute_batch(&format!(
-        "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-        ident(&t.clock),
-        ident(&log_table_name(&t.name))
-    ))?;
+    drop_clock_table(st, &t.name)?;
     st.conn.execute("DELETE FROM wavesync_columns WHERE tbl = ?1", [&t.name])?;
     st.conn.execute("DELETE FROM wavesync_tables WHERE name = ?1", [&t.name])?;
     st.conn.execute("DELETE FROM wavesync_pending WHERE tbl = ?1", [&t.name])?;
@@ -283,6 +279,17 @@ pub(crate) fn create_clock_table(st: &State, name: &str, int_key: bool) -> Resul
         "CREATE TABLE IF NOT EXISTS {c} ({key}, cl INTEGER NOT NULL, db_version INTEGER NOT NULL, clocks BLOB NOT NULL){rowid};"
     ))?;
     create_log(st, name, int_key)
+}
+
+/// Drops a CRR's clock table and change log (raise the floor first: they may hold the
+/// newest version).
+pub(crate) fn drop_clock_table(st: &State, name: &str) -> Result<()> {
+    st.conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+        ident(&clock_table_name(name)),
+        ident(&log_table_name(name))
+    ))?;
+    Ok(())
 }
 
 /// The change log of a CRR: an entry (db_version, pk) for every version a clock row was

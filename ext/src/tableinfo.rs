@@ -112,27 +112,20 @@ pub fn log_table_name(table: &str) -> String {
 
 /// The two halves of "clock rows from (db_version, pk) on", in (db_version, pk) order:
 /// through the change log when there is one (an entry whose version is no longer the
-/// row's newest was superseded and is skipped), else through the db_version index.
+/// row's newest was superseded and is skipped), else through the db_version index. Two
+/// queries instead of one row-value comparison `(db_version, pk) > (?, ?)`, which SQLite
+/// cannot seek on: a page boundary inside a big version would make every page rescan that
+/// version from its start.
 fn version_scans(c: &str, log: Option<&str>) -> (String, String) {
-    match log {
-        Some(l) => {
-            let from = format!(
-                "SELECT c.pk, c.cl, c.clocks, c.db_version FROM {l} AS l CROSS JOIN {c} AS c ON c.pk = l.pk AND c.db_version = l.db_version"
-            );
-            (
-                format!("{from} WHERE l.db_version = ?1 AND l.pk > ?2 ORDER BY l.pk LIMIT ?3"),
-                format!("{from} WHERE l.db_version > ?1 ORDER BY l.db_version, l.pk LIMIT ?2"),
-            )
-        }
-        None => (
-            format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version = ?1 AND pk > ?2 ORDER BY pk LIMIT ?3"
-            ),
-            format!(
-                "SELECT pk, cl, clocks, db_version FROM {c} WHERE db_version > ?1 ORDER BY db_version, pk LIMIT ?2"
-            ),
-        ),
-    }
+    let (from, walked) = match log {
+        Some(l) => (format!("{l} AS l CROSS JOIN {c} AS c ON c.pk = l.pk AND c.db_version = l.db_version"), "l"),
+        None => (format!("{c} AS c"), "c"),
+    };
+    let select = format!("SELECT c.pk, c.cl, c.clocks, c.db_version FROM {from}");
+    (
+        format!("{select} WHERE {walked}.db_version = ?1 AND {walked}.pk > ?2 ORDER BY {walked}.pk LIMIT ?3"),
+        format!("{select} WHERE {walked}.db_version > ?1 ORDER BY {walked}.db_version, {walked}.pk LIMIT ?2"),
+    )
 }
 
 impl TableInfo {
@@ -179,9 +172,6 @@ impl TableInfo {
             insert_pk: format!("INSERT OR IGNORE INTO {t} ({pk_list}) VALUES ({pk_params})"),
             delete_row: format!("DELETE FROM {t} WHERE {pk_where}"),
             scan_pk: format!("SELECT pk, cl, clocks FROM {c} WHERE pk > ?1 ORDER BY pk LIMIT ?2"),
-            // Two queries instead of one row-value comparison `(db_version, pk) > (?, ?)`,
-            // which SQLite cannot seek on: a page boundary inside a big version would make
-            // every page rescan that version from its start.
             scan_dbv_same,
             scan_dbv_next,
             insert_log: format!("INSERT INTO {} (db_version, pk) VALUES (?1, ?2) ON CONFLICT DO NOTHING", ident(&log)),
@@ -229,13 +219,11 @@ impl TableInfo {
             t.int_key = conn
                 .prepare_cached("SELECT 1 FROM pragma_table_info(?1) WHERE name = 'pk' AND type = 'INTEGER'")?
                 .exists([&t.clock])?;
-            let log = t.log.take().unwrap_or_default();
-            if conn
+            let has_log = conn
                 .prepare_cached("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?
-                .exists([&log])?
-            {
-                t.log = Some(log);
-            } else {
+                .exists([log_table_name(&t.name)])?;
+            if !has_log {
+                t.log = None;
                 (t.sql.scan_dbv_same, t.sql.scan_dbv_next) = version_scans(&ident(&t.clock), None);
             }
             let altering: Option<i64> = conn

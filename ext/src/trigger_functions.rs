@@ -67,11 +67,9 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         if !(0..n).all(pair) {
             return Ok(false);
         }
-        let mut flags = std::mem::take(&mut st.update_flags);
-        flags.clear();
-        flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
-        let any = flags.contains(&true);
-        st.update_flags = flags;
+        st.update_flags.clear();
+        st.update_flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
+        let any = st.update_flags.contains(&true);
         st.update_flags_set = any;
         Ok(any)
     })?;
