@@ -1,6 +1,7 @@
 //! Property: replicas that exchanged all changes — in any order, with duplicates, after
 //! partial exchanges, through a transport that may change a value's storage class the way
-//! JSON does — hold identical tables and identical wavesync_changes.
+//! JSON does — hold identical tables and identical wavesync_changes. Pruning a replica's
+//! change log (`wavesync_prune_log`) at any point changes nothing it reads.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256 here; run thousands locally).
 
@@ -157,6 +158,9 @@ enum Step {
     /// Deliver some origin-version groups from one replica to another, possibly shuffled
     /// and duplicated (each group whole, as the contract of wavesync_changes asks).
     Deliver { from: usize, to: usize, pick: Vec<u16>, dup: bool, lossy: bool },
+    /// Remove the change log entries later writes superseded (`wavesync_prune_log`): what
+    /// any read returns afterwards must not change.
+    Prune { replica: usize },
 }
 
 fn write() -> impl Strategy<Value = Write> {
@@ -194,6 +198,7 @@ fn steps(replicas: usize) -> impl Strategy<Value = Vec<Step>> {
         3 => (0..replicas, prop::collection::vec(write(), 1..4)).prop_map(|(replica, writes)| Step::Local { replica, writes }),
         2 => (0..replicas, 0..replicas, prop::collection::vec(any::<u16>(), 0..6), any::<bool>(), any::<bool>())
             .prop_map(|(from, to, pick, dup, lossy)| Step::Deliver { from, to, pick, dup, lossy }),
+        1 => (0..replicas).prop_map(|replica| Step::Prune { replica }),
     ];
     prop::collection::vec(step, 1..30)
 }
@@ -280,6 +285,10 @@ fn state(c: &Connection) -> (Vec<Row>, Vec<Row>) {
     (tables, changes)
 }
 
+fn db_version(c: &Connection) -> i64 {
+    c.query_row("SELECT wavesync_db_version()", [], |r| r.get(0)).unwrap()
+}
+
 fn check(n: usize, script: Vec<Step>) -> Result<(), TestCaseError> {
     let reps: Vec<Connection> = (0..n).map(|_| open(":memory:")).collect();
     for r in &reps {
@@ -294,6 +303,17 @@ fn check(n: usize, script: Vec<Step>) -> Result<(), TestCaseError> {
                     run_write(c, w);
                 }
                 tx.commit().unwrap();
+            }
+            Step::Prune { replica } => {
+                let c = &reps[*replica];
+                let before = (all_changes(c), db_version(c));
+                c.query_row("SELECT wavesync_prune_log()", [], |r| r.get::<_, i64>(0)).unwrap();
+                prop_assert_eq!(
+                    (all_changes(c), db_version(c)),
+                    before,
+                    "prune_log changed what replica {} reads",
+                    replica
+                );
             }
             Step::Deliver { from, to, pick, dup, lossy: is_lossy } => {
                 if from == to {
@@ -439,6 +459,7 @@ proptest! {
             .map(|s| match s {
                 Step::Local { replica, writes } => Step::Local { replica: replica % n, writes },
                 Step::Deliver { from, to, pick, dup, lossy } => Step::Deliver { from: from % n, to: to % n, pick, dup, lossy },
+                Step::Prune { replica } => Step::Prune { replica: replica % n },
             })
             .collect();
         check(n, script)?;
