@@ -80,6 +80,8 @@ counters! {
     holepunch_succeeded,
     /// Hole punching attempts that failed (sync goes on over the relay).
     holepunch_failed,
+    /// Hole punching tried again over a new relayed connection, after a failure.
+    holepunch_retried,
     /// Peers disconnected and refused for a while after messages that failed the key's check.
     peers_banned,
 }

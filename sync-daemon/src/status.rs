@@ -265,7 +265,10 @@ fn print_report(r: &Report) {
         );
     }
     if c.holepunch_succeeded + c.holepunch_failed > 0 {
-        println!("hole punch: {} succeeded, {} failed", c.holepunch_succeeded, c.holepunch_failed);
+        println!(
+            "hole punch: {} succeeded, {} failed, {} tried again",
+            c.holepunch_succeeded, c.holepunch_failed, c.holepunch_retried
+        );
     }
     for b in &d.banned {
         println!("banned:     {b}");

@@ -129,8 +129,13 @@ table ip filter {{
 }}
 "#
         );
+        self.nft(router, &rules)
+    }
+
+    /// Loads nftables `rules` in namespace `name`.
+    fn nft(&self, name: &str, rules: &str) -> Result<(), String> {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(router), "nft", "-f", "-"])
+            .args(["netns", "exec", &self.ns(name), "nft", "-f", "-"])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -141,6 +146,23 @@ table ip filter {{
             return Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
         Ok(())
+    }
+
+    /// Router `router` refuses (rejects) what it would forward from or to `other`, another
+    /// router's public address, until `unblock`: hole punching between them fails, the relay
+    /// still works.
+    fn block(&self, router: &str, other: &str) -> Result<(), String> {
+        self.nft(
+            router,
+            &format!(
+                "table ip block {{\n  chain forward {{ type filter hook forward priority -10; policy accept; \
+                 ip saddr {other} reject; ip daddr {other} reject; }}\n}}\n"
+            ),
+        )
+    }
+
+    fn unblock(&self, router: &str) -> Result<(), String> {
+        self.exec(router, &["nft", "delete", "table", "ip", "block"])
     }
 
     /// The NAT lab: relay and stranger on the public segment, member hosts `ha` and `hb`
@@ -430,6 +452,41 @@ fn endpoint_independent_nat_members_meet_on_the_relay_and_go_direct() {
     for d in [&a, &b] {
         assert_eq!(integrity(&d.db), "ok");
     }
+}
+
+#[test]
+fn a_failed_hole_punch_is_tried_again() {
+    let Some(lab) = lab_or_skip("nat: hole punching tried again", || {
+        Lab::nat("r", Nat::EndpointIndependent, Nat::EndpointIndependent)
+    }) else {
+        return;
+    };
+    // Until the first try has failed, ra refuses what goes between it and rb: the members
+    // meet on the relay and cannot punch (libp2p's DCUtR alone would leave them relayed).
+    lab.block("ra", "10.201.0.2").expect("block ra <-> rb");
+    let g = Group::new();
+    let (_relay, a, b, _) = two_members(&lab, &g, &[]);
+    wait_until("a and b connect through the relay", CONVERGE, || {
+        connection(&a, &b).is_some() && connection(&b, &a).is_some()
+    });
+    wait_until("hole punching fails", CONVERGE, || a.counter("holepunch_failed") + b.counter("holepunch_failed") >= 1);
+    assert_eq!(connection(&a, &b).as_deref(), Some("relayed"));
+    lab.unblock("ra").expect("unblock");
+    let waited = wait_until("a and b go direct when hole punching is tried again", Duration::from_secs(120), || {
+        connection(&a, &b).as_deref() == Some("direct") && connection(&b, &a).as_deref() == Some("direct")
+    });
+    let retried = a.counter("holepunch_retried") + b.counter("holepunch_retried");
+    assert!(retried >= 1, "direct, but not by trying again");
+    assert!(
+        a.counter("holepunch_succeeded") + b.counter("holepunch_succeeded") >= 1,
+        "direct, but not by hole punching"
+    );
+    insert(&g.db("a"), 1, 10);
+    wait_until("a's writes reach b over the direct connection", CONVERGE, || count(&app(&g.db("b"))) == 10);
+    eprintln!(
+        "natlab: hole punching tried again: direct {:.1} s after the way was open ({retried} tries)",
+        waited.as_secs_f64()
+    );
 }
 
 #[test]

@@ -325,6 +325,9 @@ impl Node {
                 // protocols use a peer's oldest connection, and the relay is the slow path.
                 let relayed_conns: Vec<_> =
                     if relayed { Vec::new() } else { p.conns.iter().filter(|(_, r)| **r).map(|(id, _)| *id).collect() };
+                if !relayed {
+                    self.reach.forget_punch(&peer_id);
+                }
                 for id in relayed_conns {
                     debug!(peer = %peer_id, "closing the relayed connection: a direct one is up");
                     self.swarm.close_connection(id);
@@ -348,6 +351,7 @@ impl Node {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                self.reach.forget_punch(&peer_id);
                 let p = self.peer(peer_id);
                 p.connected = false;
                 p.conns.clear();

@@ -1,7 +1,7 @@
 //! Reach beyond the LAN: the `--relay` relays (a reservation on each, so members behind
 //! NATs can be dialed through it), the group's rendezvous namespace on them (register,
-//! discover, dial what is found), hole punching results (DCUtR) and this node's
-//! reachability (AutoNAT v2).
+//! discover, dial what is found), hole punching results (DCUtR) and tries again after a
+//! failure, and this node's reachability (AutoNAT v2).
 //!
 //! A relay is dialed like a `--peer` (dialer.rs, with backoff); once connected, the node
 //! listens on `<relay>/p2p-circuit` (the reservation), registers under the namespace when
@@ -13,8 +13,9 @@ use crate::status::RelayStatus;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::ConnectionId;
 use libp2p::{autonat, dcutr, identify, relay, rendezvous, Multiaddr, PeerId, Swarm};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -26,6 +27,21 @@ const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 const RESERVE_RETRY: Duration = Duration::from_secs(10);
 /// Registration lifetime asked for (rendezvous' minimum is 2 hours); renewed at half.
 const REGISTER_TTL: u64 = 2 * 3600;
+/// A failed hole punch is tried again after this, doubling to PUNCH_RETRY_MAX while the
+/// peer stays relayed: what failed once (addresses not all learnt yet, say, right after a
+/// restart) often works the next time, and libp2p's DCUtR itself never tries again.
+const PUNCH_RETRY_MIN: Duration = Duration::from_secs(10);
+const PUNCH_RETRY_MAX: Duration = Duration::from_secs(600);
+/// The relayed connection opened to try again is closed after this unless it is the peer's
+/// last one (DCUtR gives up after three dials of at most 10 s each).
+const PUNCH_CONN_KEEP: Duration = Duration::from_secs(60);
+
+/// Hole punching to one peer, after a failure: when to try again (None: a try is under way
+/// or the peer's turn), and the wait after the next failure.
+struct PunchRetry {
+    due: Option<Instant>,
+    backoff: Duration,
+}
 
 pub(super) struct Relay {
     pub(super) addr: Multiaddr,
@@ -53,6 +69,10 @@ pub(super) struct Reach {
     /// The last AutoNAT v2 results: any success, any failure.
     probe_ok: bool,
     probe_failed: bool,
+    /// Peers whose hole punch failed, while they stay relayed.
+    punch: HashMap<PeerId, PunchRetry>,
+    /// Relayed connections opened to try again, and when to close them.
+    punch_conns: HashMap<ConnectionId, (PeerId, Instant)>,
 }
 
 fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
@@ -94,7 +114,14 @@ impl Reach {
             external: BTreeSet::new(),
             probe_ok: false,
             probe_failed: false,
+            punch: HashMap::new(),
+            punch_conns: HashMap::new(),
         }
+    }
+
+    /// No more hole punching tries for `peer`: a direct connection is up, or it went away.
+    pub(super) fn forget_punch(&mut self, peer: &PeerId) {
+        self.punch.remove(peer);
     }
 
     fn relay_mut(&mut self, peer: &PeerId) -> Option<&mut Relay> {
@@ -261,10 +288,18 @@ impl Node {
             Ok(_) => {
                 self.counters.holepunch_succeeded.fetch_add(1, Ordering::Relaxed);
                 info!(peer = %ev.remote_peer_id, "hole punching succeeded: direct connection");
+                self.reach.forget_punch(&ev.remote_peer_id);
             }
             Err(e) => {
                 self.counters.holepunch_failed.fetch_add(1, Ordering::Relaxed);
-                info!(peer = %ev.remote_peer_id, "hole punching failed, staying on the relay: {e}");
+                let retry = self
+                    .reach
+                    .punch
+                    .entry(ev.remote_peer_id)
+                    .or_insert(PunchRetry { due: None, backoff: PUNCH_RETRY_MIN });
+                retry.due = Some(Instant::now() + retry.backoff);
+                info!(peer = %ev.remote_peer_id, retry_in_s = retry.backoff.as_secs(), "hole punching failed, staying on the relay: {e}");
+                retry.backoff = (retry.backoff * 2).min(PUNCH_RETRY_MAX);
             }
         }
     }
@@ -314,6 +349,52 @@ impl Node {
             if now >= r.next_discover {
                 r.next_discover = now + DISCOVER_EVERY;
                 self.swarm.behaviour_mut().rendezvous.discover(Some(ns.clone()), None, None, r.peer);
+            }
+        }
+        self.punch_tick(now);
+    }
+
+    /// Tries hole punching again where it failed and is due: a new relayed connection to the
+    /// peer, on which the peer starts DCUtR (the side a relayed connection reaches starts
+    /// it; so the two sides take turns, each waiting its own backoff after its failures).
+    fn punch_tick(&mut self, now: Instant) {
+        let over: Vec<(ConnectionId, PeerId)> =
+            self.reach.punch_conns.iter().filter(|(_, (_, at))| now >= *at).map(|(id, (p, _))| (*id, *p)).collect();
+        for (id, peer) in over {
+            self.reach.punch_conns.remove(&id);
+            let conns = self.peers.get(&peer).map(|p| &p.conns);
+            if conns.is_some_and(|c| c.contains_key(&id) && c.len() > 1) {
+                debug!(%peer, "closing the relayed connection of a hole punching try");
+                self.swarm.close_connection(id);
+            }
+        }
+        let due: Vec<PeerId> =
+            self.reach.punch.iter().filter(|(_, r)| r.due.is_some_and(|t| now >= t)).map(|(p, _)| *p).collect();
+        for peer in due {
+            let relayed_only = self
+                .peers
+                .get(&peer)
+                .is_some_and(|p| p.connected && !p.conns.is_empty() && p.conns.values().all(|relayed| *relayed));
+            if !relayed_only {
+                self.reach.punch.remove(&peer);
+                continue;
+            }
+            let Some(retry) = self.reach.punch.get_mut(&peer) else { continue };
+            let Some(relay) = self.reach.relays.iter().find(|r| r.connected) else {
+                retry.due = Some(now + PUNCH_RETRY_MIN);
+                continue;
+            };
+            retry.due = None;
+            let circuit = relay.addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(peer));
+            let opts = DialOpts::peer_id(peer).addresses(vec![circuit]).condition(PeerCondition::Always).build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.counters.holepunch_retried.fetch_add(1, Ordering::Relaxed);
+                    info!(%peer, "trying hole punching again, over a new relayed connection");
+                    self.reach.punch_conns.insert(id, (peer, now + PUNCH_CONN_KEEP));
+                }
+                Err(e) => debug!(%peer, "cannot dial through the relay to try hole punching again: {e}"),
             }
         }
     }
