@@ -558,7 +558,7 @@ impl CursorMethods for ChangesCursor {
                 }
             }
             let (tables, kind, filter) = {
-                let mut st = self.shared.lock()?;
+                let mut st = crate::journal::lock(&self.shared)?;
                 plan(&mut st, &cons)?
             };
             self.scan = Some(Scan { cons, tables, table_idx: 0, walk: kind.start(), walk_template: kind, filter });

@@ -106,6 +106,7 @@ impl UpdateVTab<'_> for Table<ChangesTab> {
             let change = parse_change(args)?;
             let shared = &self.inner.shared;
             let mut st = shared.lock_for_merge()?;
+            crate::journal::fold(&mut st)?;
             merge(&mut st, &shared.sync_bit, &change)?;
             Ok(0)
         })

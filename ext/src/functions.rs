@@ -3,7 +3,7 @@
 use crate::args::{int_arg, pack_args, text_arg};
 use crate::error::{fail, Result};
 use crate::state::Shared;
-use crate::{alter, compact, fractindex, schema, vector};
+use crate::{alter, compact, fractindex, journal, schema, vector};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
@@ -56,7 +56,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             ),
             _ => return Err(fail("wavesync_as_crr([schema,] table [, delete_policy]) takes 1 to 3 arguments")),
         };
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| {
             alter::cleanup_dropped(st)?;
             schema::as_crr(st, schema.as_deref(), &table, policy.as_deref())
@@ -67,7 +67,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "as_table", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_as_table")?;
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| schema::as_table(st, &table))?;
         Ok("OK")
     })?;
@@ -75,7 +75,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "begin_alter", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_begin_alter")?;
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| alter::begin_alter(st, &table))?;
         Ok("OK")
     })?;
@@ -83,7 +83,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     let sh = shared.clone();
     register(db, "commit_alter", -1, utf8, true, move |ctx| {
         let table = last_text_arg(ctx, "wavesync_commit_alter")?;
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| {
             alter::cleanup_dropped(st)?;
             alter::commit_alter(st, &sh.sync_bit, &table)
@@ -112,20 +112,25 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_compact: {e}")))?,
             _ => return Err(fail("wavesync_compact: pass a vector (blob) every peer has reached, e.g. the smallest of their wavesync_vector()")),
         };
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| compact::compact(st, &safe))
     })?;
 
     // The change log entries later writes superseded (compaction removes them too).
     let sh = shared.clone();
     register(db, "prune_log", 0, utf8, false, move |_ctx| {
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(compact::prune_logs)
     })?;
 
+    // Folds the journal of local writes into the clocks now (journal.rs): what a read or a
+    // merge would do first; the number of entries folded.
+    let sh = shared.clone();
+    register(db, "fold", 0, utf8, false, move |_ctx| Ok(journal::fold_atomically(&mut *sh.lock()?)? as i64))?;
+
     let sh = shared.clone();
     register(db, "tombstones", 0, utf8, false, move |_ctx| {
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         compact::tombstones(&mut st)
     })?;
 
@@ -141,7 +146,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     register(db, "resync_begin", 0, utf8, false, move |_ctx| {
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         compact::resync_begin(&mut st)?;
         Ok("OK")
     })?;
@@ -152,7 +157,7 @@ pub fn register_all(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             ValueRef::Blob(b) => vector::decode(b).map_err(|e| fail(format!("wavesync_resync_finish: {e}")))?,
             _ => return Err(fail("wavesync_resync_finish: pass the peer's wavesync_vector() blob")),
         };
-        let mut st = sh.lock()?;
+        let mut st = journal::lock(&sh)?;
         st.atomically(|st| compact::resync_finish(st, &sh.sync_bit, &peer))
     })?;
 

@@ -23,6 +23,7 @@ pub mod error;
 mod ffi;
 pub mod fractindex;
 pub mod functions;
+pub mod journal;
 pub mod local;
 pub mod merge;
 pub mod missing;

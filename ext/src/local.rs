@@ -1,4 +1,5 @@
-//! Local writes: what the AFTER INSERT/UPDATE/DELETE triggers of a CRR record.
+//! Local writes: what a local INSERT/UPDATE/DELETE does to its row's clock, recorded at once
+//! (add_wins tables, key changes) or when `journal::fold` applies a journaled write.
 //!
 //! Every write of one transaction shares its db_version; each cell it touches gets the
 //! next `seq`. Column clocks are Lamport counters: a local write sets `col_version` to the
@@ -33,14 +34,10 @@ fn writes(st: &mut State, t: &TableInfo, written: impl Fn(usize) -> bool) -> Res
 
 /// The encoded clock of a row inserted under a key never seen before: every column at
 /// version 1 (only the sentinel in a table of key columns only).
-pub fn fresh_clock_blob(st: &mut State, t: &TableInfo) -> Result<Vec<u8>> {
+pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
     let dbv = st.next_db_version(0)?;
     let w = if t.cols.is_empty() { vec![(SENTINEL, st.next_seq()?)] } else { writes(st, t, |_| true)? };
-    clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
-}
-
-pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
-    let blob = fresh_clock_blob(st, t)?;
+    let blob = clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
     RowClock::decode(1, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
 }
 

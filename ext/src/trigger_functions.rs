@@ -1,14 +1,14 @@
 //! The functions the triggers of `triggers.rs` call (not for direct use): each records one
-//! local write through `local.rs`, or computes the clock blob a trigger statement writes.
+//! local write through `local.rs`, or takes the seqs of a write the trigger journals.
 //! All return at once while a merge writes (the sync bit).
 
-use crate::args::{int_arg, pack_args};
+use crate::args::pack_args;
 use crate::error::{fail, Result};
-use crate::local;
 use crate::state::{Locked, Shared, State};
 use crate::tableinfo::TableInfo;
+use crate::{journal, local};
 use rusqlite::functions::{Context, FunctionFlags};
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
     {
         let sh = shared.clone();
         db.create_scalar_function(name, -1, trig, move |ctx| {
-            let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
+            let Some((mut st, t)) = recording_now(&sh, ctx)? else { return Ok(None::<i64>) };
             let pk = pack_args(ctx, 1, t.pks.len())?;
             write(&mut st, &t, &pk)?;
             Ok(None)
@@ -32,7 +32,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
 
     let sh = shared.clone();
     db.create_scalar_function("wavesync_after_update", -1, trig, move |ctx| {
-        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(None::<i64>) };
+        let Some((mut st, t)) = recording_now(&sh, ctx)? else { return Ok(None::<i64>) };
         let n = t.pks.len();
         let coarse = ctx.len() == 1 + 2 * n; // between begin_alter and commit_alter
         if !coarse && ctx.len() != 1 + 2 * n + t.cols.len() {
@@ -47,35 +47,9 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         Ok(None)
     })?;
 
-    // The clock-writing triggers of delete_wins tables (triggers::create_triggers): the
-    // statements run inside the trigger program; these compute what they write.
+    // The key trigger's WHEN (a key change is recorded at once, as a delete and an insert).
     let sh = shared.clone();
     db.create_scalar_function("wavesync_recording", 1, trig, move |ctx| Ok(recording(&sh, ctx)?.is_some()))?;
-
-    // The update trigger's WHEN, with (NEW, OLD) of each key column, then of each tracked
-    // column: recording (as wavesync_recording), the key kept (a key change is the key
-    // trigger's) and some tracked column changed, compared exactly (`same_value`). The
-    // flags stay for the wavesync_bump_clock of the same firing.
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_changed", -1, trig, move |ctx| {
-        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
-        let n = t.pks.len();
-        if ctx.len() != 1 + 2 * (n + t.cols.len()) {
-            return Err(triggers_mismatch(&t));
-        }
-        let pair = |i: usize| same_value(ctx.get_raw(1 + 2 * i), ctx.get_raw(2 + 2 * i));
-        if !(0..n).all(pair) {
-            return Ok(false);
-        }
-        st.update_flags.clear();
-        st.update_flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
-        let any = st.update_flags.contains(&true);
-        st.update_flags_set = any;
-        Ok(any)
-    })?;
-
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_tx_version", 0, trig, move |_ctx| sh.lock()?.next_db_version(0))?;
 
     // SQL finds 0.0 and -0.0 equal (IS, =, typeof, CAST and quote all agree), but they are
     // two values a column can hold: the triggers ask this for a REAL zero (triggers::differs).
@@ -87,61 +61,51 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         })
     })?;
 
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_fresh_clock", 1, trig, move |ctx| {
-        let mut st = sh.lock()?;
-        let t = table_for(&mut st, ctx)?;
-        let tx = st.tx()?;
-        let (dbv, first) = (tx.db_version, tx.seq);
-        let blob = local::fresh_clock_blob(&mut st, &t)?;
-        st.fresh_seqs = Some((dbv, first, st.tx()?.seq));
-        Ok(blob)
-    })?;
+    // The journaling triggers of delete_wins tables (triggers::create_triggers, journal.rs):
+    // the WHEN function takes the seqs the write will use and leaves the entry's version,
+    // first seq and op for the accessors the trigger's INSERT calls.
+    for (name, op) in [("wavesync_journal_insert", journal::INSERT), ("wavesync_journal_delete", journal::DELETE)] {
+        let sh = shared.clone();
+        db.create_scalar_function(name, 1, trig, move |ctx| {
+            let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
+            let op = Value::Integer(op);
+            journal_entry(&sh, &mut st, &t, op)?;
+            Ok(true)
+        })?;
+    }
 
+    // The update trigger's WHEN, with (NEW, OLD) of each key column, then of each tracked
+    // column: recording, the key kept (a key change is the key trigger's) and some tracked
+    // column changed, compared exactly (`same_value`); then the entry as above.
     let sh = shared.clone();
-    db.create_scalar_function("wavesync_bump_clock", -1, trig, move |ctx| {
-        let mut st = sh.lock()?;
-        let t = table_for(&mut st, ctx)?;
-        let ValueRef::Blob(blob) = ctx.get_raw(1) else {
-            return Err(fail("wavesync: corrupt clock row (clocks is not a blob)"));
-        };
-        // The flags wavesync_changed left, or (triggers of builds before it) as arguments.
-        if ctx.len() == 2 && std::mem::take(&mut st.update_flags_set) {
-            let flags = std::mem::take(&mut st.update_flags);
-            let out = local::bump_blob(&mut st, &t, blob, |i| flags.get(i) == Some(&true));
-            st.update_flags = flags;
-            return out;
-        }
-        if ctx.len() != 2 + t.cols.len() {
+    db.create_scalar_function("wavesync_changed", -1, trig, move |ctx| {
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
+        let n = t.pks.len();
+        if ctx.len() != 1 + 2 * (n + t.cols.len()) {
             return Err(triggers_mismatch(&t));
         }
-        local::bump_blob(&mut st, &t, blob, |i| matches!(ctx.get_raw(2 + i), ValueRef::Integer(v) if v != 0))
-    })?;
-
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_tomb_clock", 1, trig, move |ctx| {
-        let mut st = sh.lock()?;
-        let cl = int_arg(ctx, 0, "wavesync_tomb_clock")?;
-        let rc = local::tombstone(&mut st, crate::clock::RowClock { cl, cells: Vec::new() })?;
-        Ok(rc.encode())
-    })?;
-
-    // The insert trigger's fallback when the key already had a clock (a re-insert after a
-    // delete, or INSERT OR REPLACE): the seqs of the dropped fresh clock are reused.
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_insert_existing", -1, trig, move |ctx| {
-        let mut st = sh.lock()?;
-        let t = table_for(&mut st, ctx)?;
-        let pk = pack_args(ctx, 1, t.pks.len())?;
-        if let Some((dbv, first, next)) = st.fresh_seqs.take() {
-            let tx = st.tx()?;
-            if tx.db_version == dbv && tx.seq == next {
-                tx.seq = first;
-            }
+        let pair = |i: usize| same_value(ctx.get_raw(1 + 2 * i), ctx.get_raw(2 + 2 * i));
+        if !(0..n).all(pair) {
+            return Ok(false);
         }
-        local::after_insert(&mut st, &t, &pk)?;
-        Ok(None::<i64>)
+        let mut flags = std::mem::take(&mut st.update_flags);
+        flags.clear();
+        flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
+        let any = flags.contains(&true);
+        let op = journal::update_op(&flags);
+        st.update_flags = flags;
+        if any {
+            journal_entry(&sh, &mut st, &t, op)?;
+        }
+        Ok(any)
     })?;
+
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_journal_version", 0, trig, move |_ctx| Ok(sh.journal_entry()?.0))?;
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_journal_seq", 0, trig, move |_ctx| Ok(sh.journal_entry()?.1))?;
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_journal_op", 0, trig, move |_ctx| Ok(sh.journal_entry()?.2.clone()))?;
 
     Ok(())
 }
@@ -156,6 +120,23 @@ fn same_value(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
         (ValueRef::Text(x), ValueRef::Text(y)) | (ValueRef::Blob(x), ValueRef::Blob(y)) => x == y,
         _ => false,
     }
+}
+
+/// Takes the seqs of one journaled write and leaves its entry for the accessors.
+fn journal_entry(sh: &Shared, st: &mut State, t: &TableInfo, op: Value) -> Result<()> {
+    let v = st.next_db_version(0)?;
+    let tx = st.tx()?;
+    let seq = tx.seq;
+    tx.seq += journal::seqs_taken(&op, t.cols.len());
+    sh.set_journal_entry((v, seq, op))
+}
+
+/// `recording`, for a write recorded at once (not journaled): the journal is folded first,
+/// so the clocks it reads are current and its seqs come after the journal's.
+fn recording_now<'s>(sh: &'s Shared, ctx: &Context<'_>) -> Result<Option<(Locked<'s>, Arc<TableInfo>)>> {
+    let Some((mut st, t)) = recording(sh, ctx)? else { return Ok(None) };
+    journal::fold(&mut st)?;
+    Ok(Some((st, t)))
 }
 
 /// The state and the table a trigger names, with the transaction's view started (which

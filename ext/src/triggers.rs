@@ -4,18 +4,17 @@
 
 use crate::affinity::{Affinity, Column};
 use crate::error::{ident, literal, Result};
+use crate::journal;
 use crate::state::State;
 use crate::tableinfo::{DeletePolicy, Status, TableInfo};
 use rusqlite::Connection;
 
 /// Creates the triggers that record local writes.
 ///
-/// delete_wins tables get triggers whose statements write the clock table themselves
-/// (one seek and one write per row, inside the trigger program); the Rust functions they
-/// call only compute the new clock blob. The rare cases — a key change, a row without a
-/// clock, a re-insert over an existing clock — fall back to one function that does it all.
-/// add_wins tables, and every table between begin_alter and commit_alter (`coarse`), use
-/// that function for every write. `coarse` makes the update trigger name no column but
+/// delete_wins tables get triggers that append one entry per written row to
+/// wavesync_journal (journal.rs), folded into the clock rows later; a key change is recorded
+/// at once by one function that does it all. add_wins tables, and every table between
+/// begin_alter and commit_alter (`coarse`), use that function for every write. `coarse` makes the update trigger name no column but
 /// the key, so ALTER TABLE can drop any other column; an update then counts as a write of
 /// every tracked column.
 pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) -> Result<()> {
@@ -47,46 +46,33 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
         conn.execute_batch(&sql)?;
         return Ok(());
     }
-    let c = ident(&t.clock);
-    let l = ident(&crate::tableinfo::log_table_name(name));
     let clock_key =
         |pk: &[String]| if t.int_key { pk.join(", ") } else { format!("wavesync_pack_columns({})", pk.join(", ")) };
     let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
-    // After the clock row, its change log entry; the fallback's Rust path writes its own
-    // (at the same version, so this one is then a no-op).
-    let log = |key: &str| {
-        format!("INSERT INTO {l} (db_version, pk) VALUES (wavesync_tx_version(), {key}) ON CONFLICT DO NOTHING;")
+    // One journal entry per written row (journal.rs); its WHEN function took the seqs.
+    let journal = |key: &str, op: &str| {
+        format!(
+            "INSERT INTO wavesync_journal (tbl, pk, db_version, seq, op) VALUES ({lit}, {key}, wavesync_journal_version(), wavesync_journal_seq(), {op});"
+        )
     };
-    let (log_new, log_old) = (log(&new_key), log(&old_key));
     let same_key =
         t.pks.iter().zip(&pk_types).map(|(p, ty)| format!("NOT {}", differs(p, ty))).collect::<Vec<_>>().join(" AND ");
+    // Every UPDATE fires the update trigger (not only `UPDATE OF` the tracked columns): a
+    // write to a column added without begin_alter must meet the refusal in
+    // wavesync_changed, which also compares the values (in Rust: cheaper than the SQL of
+    // `differs`, and once per row).
+    let pairs: String = t.pks.iter().chain(&t.cols).map(|c| format!(", NEW.{c}, OLD.{c}", c = ident(c))).collect();
     sql.push_str(&format!(
-        "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_recording({lit}) BEGIN
-           INSERT INTO {c} (pk, cl, db_version, clocks) VALUES ({new_key}, 1, wavesync_tx_version(), wavesync_fresh_clock({lit})) ON CONFLICT DO NOTHING;
-           SELECT wavesync_insert_existing({lit}, {new}) WHERE changes() = 0;
-           {log_new}
-         END;
-         CREATE TRIGGER {del} AFTER DELETE ON {tq} WHEN wavesync_recording({lit}) BEGIN
-           UPDATE {c} SET cl = cl + (cl & 1), db_version = wavesync_tx_version(), clocks = wavesync_tomb_clock(cl) WHERE pk = {old_key};
-           SELECT wavesync_after_delete({lit}, {old}) WHERE changes() = 0;
-           {log_old}
-         END;
+        "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_journal_insert({lit}) BEGIN {ins_entry} END;
+         CREATE TRIGGER {del} AFTER DELETE ON {tq} WHEN wavesync_journal_delete({lit}) BEGIN {del_entry} END;
+         CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_changed({lit}{pairs}) BEGIN {upd_entry} END;
          CREATE TRIGGER {key} AFTER UPDATE OF {pk_cols} ON {tq} WHEN NOT ({same_key}) AND wavesync_recording({lit}) BEGIN
            SELECT wavesync_after_update({lit}, {new}, {old});
          END;",
+        ins_entry = journal(&new_key, &journal::INSERT.to_string()),
+        del_entry = journal(&old_key, &journal::DELETE.to_string()),
+        upd_entry = journal(&new_key, "wavesync_journal_op()"),
         pk_cols = t.pks.iter().map(|p| ident(p)).collect::<Vec<_>>().join(", "),
-    ));
-    // Every UPDATE fires it (not only `UPDATE OF` the tracked columns): a write to a column
-    // added without begin_alter must meet the refusal in wavesync_changed, which also
-    // compares the values (in Rust: cheaper than the SQL of `differs`, and once per row);
-    // wavesync_bump_clock takes its flags.
-    let pairs: String = t.pks.iter().chain(&t.cols).map(|c| format!(", NEW.{c}, OLD.{c}", c = ident(c))).collect();
-    sql.push_str(&format!(
-        "CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_changed({lit}{pairs}) BEGIN
-           UPDATE {c} SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock({lit}, clocks) WHERE pk = {new_key};
-           SELECT wavesync_after_update({upd_args}) WHERE changes() = 0;
-           {log_new}
-         END;",
     ));
     conn.execute_batch(&sql)?;
     Ok(())
@@ -127,7 +113,7 @@ pub(crate) fn refresh_outdated(st: &mut State) -> Result<()> {
         .prepare(
             "SELECT t.name FROM wavesync_tables t JOIN main.sqlite_master m
                ON m.type = 'trigger' AND m.name = t.name || '__wavesync_upd'
-             WHERE (t.delete_policy = 'delete_wins' AND m.sql NOT LIKE '%wavesync_changed(%')
+             WHERE (t.delete_policy = 'delete_wins' AND m.sql NOT LIKE '%wavesync_journal%')
                 OR (m.sql LIKE '%IS NOT OLD.%' AND m.sql NOT LIKE '%COLLATE BINARY%')",
         )?
         .query_map([], |r| r.get(0))?

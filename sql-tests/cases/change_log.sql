@@ -5,6 +5,8 @@
 -- entry per version a row was written at; reads "since v" walk it from v and skip the
 -- entries a later write superseded, so every row shows once, at its newest version.
 -- wavesync_prune_log() removes the superseded entries and changes nothing a read returns.
+-- Local writes reach the clocks and the log when the journal is folded (a read, a merge,
+-- wavesync_fold(): journal.sql), so the log is looked at after a fold.
 CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
 CREATE TABLE s(k TEXT PRIMARY KEY NOT NULL, v);
 SELECT wavesync_as_crr('t'), wavesync_as_crr('s');
@@ -17,6 +19,7 @@ UPDATE t SET b = 20 WHERE id = 2;
 UPDATE s SET v = 3 WHERE k = 'x';
 DELETE FROM t WHERE id = 3;
 COMMIT;
+SELECT 'folded' AS step, wavesync_fold() AS entries;
 SELECT 'log t' AS log, db_version, pk FROM t__wavesync_log;
 SELECT 'log s' AS log, db_version, hex(pk) AS pk FROM s__wavesync_log;
 CREATE TEMP TABLE before AS SELECT * FROM wavesync_changes;

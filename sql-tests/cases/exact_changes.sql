@@ -47,8 +47,7 @@ SELECT wavesync_as_crr('o');
 INSERT INTO o VALUES (1, 'a');
 DROP TRIGGER o__wavesync_upd;
 CREATE TRIGGER "o__wavesync_upd" AFTER UPDATE ON "o" WHEN wavesync_recording('o') AND (NEW."id" IS OLD."id") AND (NEW."t" IS NOT OLD."t") BEGIN
-  UPDATE "o__wavesync_clock" SET db_version = wavesync_tx_version(), clocks = wavesync_bump_clock('o', clocks, NEW."t" IS NOT OLD."t") WHERE pk = NEW."id";
-  SELECT wavesync_after_update('o', NEW."id", OLD."id", NEW."t" IS NOT OLD."t") WHERE changes() = 0;
+  SELECT wavesync_after_update('o', NEW."id", OLD."id", NEW."t" IS NOT OLD."t");
 END;
 UPDATE o SET t = 'A';
 SELECT 'old trigger: not recorded', wavesync_db_version();

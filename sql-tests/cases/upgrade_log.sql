@@ -13,12 +13,12 @@ SELECT 'read-only' AS step;
 SELECT type, name FROM sqlite_master WHERE name LIKE '%wavesync_log' OR name LIKE '%wavesync_clock_dbv' ORDER BY name;
 VACUUM INTO 'site_a.db';
 
--- Opened writable, the extension adds the change logs, drops the indexes and remakes the
--- triggers; what it reads back is unchanged.
+-- Opened writable, the extension adds the change logs and the journal, drops the indexes
+-- and remakes the triggers; what it reads back is unchanged.
 .open site_a.db
 .load ./dist/wavesync
 SELECT type, name FROM sqlite_master WHERE name LIKE '%wavesync_log' OR name LIKE '%wavesync_clock_dbv' ORDER BY name;
-SELECT name, sql LIKE '%wavesync_log%' AS writes_log FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%__wavesync_upd' ORDER BY name;
+SELECT name, sql LIKE '%wavesync_journal%' AS writes_journal FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%__wavesync_upd' ORDER BY name;
 SELECT 'upgraded' AS step;
 .read fixtures/wavesync-index/compare.sql
 

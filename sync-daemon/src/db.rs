@@ -546,6 +546,7 @@ impl Db {
             return Ok(());
         }
         let noticed = Instant::now();
+        fold_journal(&self.conn)?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {CHANGE_COLS} FROM wavesync_changes WHERE site_id = ?1 AND origin_version > ?2 ORDER BY origin_version, seq"
         ))?;
@@ -767,6 +768,16 @@ impl ToSql for SqlVal<'_> {
             Val::Blob(b) => ValueRef::Blob(b),
         }))
     }
+}
+
+/// Folds the app's writes, which wait in the extension's journal, into the clocks. A read of
+/// wavesync_changes would fold them itself, but from inside its read transaction, which
+/// fails if the app commits meanwhile; a write transaction of its own waits for the app.
+pub fn fold_journal(conn: &Connection) -> Result<()> {
+    if conn.prepare_cached("SELECT 1 FROM wavesync_journal LIMIT 1")?.exists([])? {
+        write_tx(conn, |c| Ok(c.prepare_cached("SELECT wavesync_fold()")?.query_row([], |_| Ok(()))?))?;
+    }
+    Ok(())
 }
 
 /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it succeeds, rolled back

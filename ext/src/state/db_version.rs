@@ -38,6 +38,10 @@ impl State {
                 for c in names {
                     sql.push_str(&format!(", ifnull((SELECT max(db_version) FROM {}), 0)", ident(c)));
                 }
+                // Local writes not folded yet: the journal's newest entry has the highest version.
+                if self.journal_present {
+                    sql.push_str(", ifnull((SELECT db_version FROM wavesync_journal ORDER BY id DESC LIMIT 1), 0)");
+                }
                 sql.push(')');
                 sql
             }

@@ -32,6 +32,9 @@ pub struct Shared {
     /// writes inside the open transaction (see `State::merge_clock`).
     pub savepoint_rollbacks: AtomicU64,
     state: Mutex<ThreadBound<State>>,
+    /// (db_version, first seq, op) of the write a journaling trigger is recording, left by
+    /// its WHEN function for the accessors its INSERT calls (journal.rs).
+    journal_entry: Mutex<(i64, i64, rusqlite::types::Value)>,
 }
 
 /// The locked state of a connection.
@@ -55,6 +58,13 @@ pub struct Tx {
     /// `next_db_version` gave db_version out (to be written): a transaction that only
     /// looked, such as an UPDATE that changed no value, leaves no version behind.
     handed_out: bool,
+}
+
+impl Tx {
+    /// The view `journal::fold` replays an entry in: its transaction's version, from its seq.
+    pub fn replay(db_version: i64, seq: i64) -> Tx {
+        Tx { db_version, seq, handed_out: true }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +101,12 @@ pub struct State {
     schema_version: i64,
     /// wavesync's own tables exist (read when the schema version moves).
     meta_present: bool,
+    /// wavesync_journal exists (a database of an earlier build opened read-only has none).
+    journal_present: bool,
+    /// The journal was found empty, or folded, since the state was last taken by anything
+    /// but a merge through wavesync_changes (`Shared::lock` clears it: a statement rollback
+    /// that no hook reports may have put entries back).
+    pub journal_clean: bool,
     /// (`PRAGMA data_version`, v): while data_version still reads the same, no other
     /// connection has committed, so no committed db_version is above v. v also covers this
     /// connection's own committed transactions (`end_transaction`). Spares each new
@@ -123,15 +139,9 @@ pub struct State {
     /// Origin versions this transaction started applying (their later rows are not
     /// "already applied"). Only ever prevents a skip, so a rolled-back entry is harmless.
     pub versions_in_tx: HashSet<(i64, i64)>,
-    /// (db_version, first seq, next seq) of the last clock `wavesync_fresh_clock` made: the
-    /// insert trigger's INSERT OR IGNORE may drop it (the key had a clock), and the
-    /// fallback that follows at once then reuses those seqs.
-    pub fresh_seqs: Option<(i64, i64, i64)>,
-    /// Which tracked columns the update being recorded changed, as the update trigger's
-    /// `wavesync_changed` found them, for the `wavesync_bump_clock` of the same firing
-    /// (taken by it). Reused: no allocation per row.
+    /// Which tracked columns the update being recorded changed (`wavesync_changed`).
+    /// Reused: no allocation per row.
     pub update_flags: Vec<bool>,
-    pub update_flags_set: bool,
     /// This transaction added a row to wavesync_sites (until then every row found there
     /// is committed: only this connection's open transaction could hold an uncommitted one).
     sites_added_in_tx: bool,
@@ -145,6 +155,7 @@ impl Shared {
             commits: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
             savepoint_rollbacks: AtomicU64::new(0),
+            journal_entry: Mutex::new((0, 0, rusqlite::types::Value::Null)),
             state: Mutex::new(ThreadBound::new(State {
                 conn,
                 stmts: Default::default(),
@@ -157,6 +168,8 @@ impl Shared {
                 db_version_sql: None,
                 schema_version: -1,
                 meta_present: false,
+                journal_present: false,
+                journal_clean: false,
                 known_version: None,
                 tx: None,
                 seen_commits: 0,
@@ -170,12 +183,19 @@ impl Shared {
                 has_horizon: None,
                 resync: false,
                 versions_in_tx: Default::default(),
-                fresh_seqs: None,
                 update_flags: Vec::new(),
-                update_flags_set: false,
                 sites_added_in_tx: false,
             })),
         }))
+    }
+
+    pub fn set_journal_entry(&self, entry: (i64, i64, rusqlite::types::Value)) -> Result<()> {
+        *self.journal_entry.lock().map_err(|_| fail("wavesync: journal entry lock poisoned"))? = entry;
+        Ok(())
+    }
+
+    pub fn journal_entry(&self) -> Result<MutexGuard<'_, (i64, i64, rusqlite::types::Value)>> {
+        self.journal_entry.lock().map_err(|_| fail("wavesync: journal entry lock poisoned"))
     }
 
     /// Locks the state and brings it up to date with commits and rollbacks that happened
@@ -183,6 +203,7 @@ impl Shared {
     pub fn lock(&self) -> Result<Locked<'_>> {
         let mut st = self.lock_for_merge()?;
         st.forget_merges();
+        st.journal_clean = false;
         st.via_changes_table = false;
         Ok(st)
     }
@@ -208,6 +229,7 @@ impl Shared {
         let savepoint_rollbacks = self.savepoint_rollbacks.load(Ordering::Acquire);
         if savepoint_rollbacks != st.seen_savepoint_rollbacks {
             st.forget_merges();
+            st.journal_clean = false;
             // What the transaction wrote at its version may be undone: ask the clocks next time.
             st.known_version = None;
             for (_, row) in st.sites.values_mut() {
@@ -232,6 +254,7 @@ CREATE TABLE IF NOT EXISTS wavesync_pending (tbl TEXT NOT NULL, pk BLOB NOT NULL
 CREATE INDEX IF NOT EXISTS wavesync_pending_origin ON wavesync_pending (site_id, origin_version);
 CREATE INDEX IF NOT EXISTS wavesync_pending_tbl ON wavesync_pending (tbl);
 CREATE UNIQUE INDEX IF NOT EXISTS wavesync_pending_once ON wavesync_pending (tbl, pk, cid, site_id, col_version, cl, seq);
+CREATE TABLE IF NOT EXISTS wavesync_journal (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, db_version INTEGER NOT NULL, seq INTEGER NOT NULL, op NOT NULL);
 ";
 
 /// Settings of `wavesync_config_set`, stored in wavesync_meta as `config:<name>`.
@@ -271,7 +294,7 @@ impl State {
         self.merge_equal_values = None;
         self.has_horizon = None;
         self.versions_in_tx.clear();
-        self.fresh_seqs = None;
+        self.journal_clean = false;
         self.sites_added_in_tx = false;
         // Ordinals added during the transaction: keep them only if their row committed.
         let tentative: Vec<(SiteId, i64)> =
@@ -386,9 +409,11 @@ impl State {
             return Ok(());
         }
         let newest_present = self
-            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_pending'")?
+            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_journal'")?
             .exists([])?;
-        if !newest_present {
+        // A database of an earlier build opened read-only is read as it is.
+        let old_read_only = self.meta_exists()? && self.conn.is_readonly(rusqlite::MAIN_DB)?;
+        if !newest_present && !old_read_only {
             self.conn.execute_batch(META_TABLES)?;
         }
         let existing: Option<Vec<u8>> =
@@ -426,6 +451,10 @@ impl State {
             self.ords.clear();
         }
         self.meta_present = self.meta_exists()?;
+        let journal_present = self
+            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_journal'")?
+            .exists([])?;
+        self.journal_present = journal_present;
         if self.meta_present {
             for t in TableInfo::load_all(&self.conn)? {
                 self.tables.insert(t.name.to_lowercase(), Arc::new(t));
@@ -485,6 +514,12 @@ impl State {
         let mut v: Vec<_> = self.tables.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
+    }
+
+    /// Whether wavesync_journal exists (cached per schema version).
+    pub fn journal_present(&mut self) -> Result<bool> {
+        self.refresh_tables()?;
+        Ok(self.journal_present)
     }
 
     /// Whether wavesync's own tables exist (cached per schema version).

@@ -15,7 +15,7 @@
 //! clock rows for as long as it takes (0.6 s for 1M changes, growing with the database),
 //! and on the database thread it held back publishing local commits and applying gossip.
 
-use super::{open, read_row, DbConfig, SiteId, BUSY_TIMEOUT, CHANGE_COLS};
+use super::{fold_journal, open, read_row, DbConfig, SiteId, BUSY_TIMEOUT, CHANGE_COLS};
 use crate::wire::{ChangeRow, Page};
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -191,6 +191,7 @@ impl Server {
     /// version larger than the budget is sent alone).
     pub fn serve(&mut self, vector: &[u8], max_rows: usize, max_bytes: usize) -> Result<Served> {
         self.expire_backlogs();
+        fold_journal(&self.conn)?;
         let ours: Vec<u8> = self.conn.prepare_cached("SELECT wavesync_vector()")?.query_row([], |r| r.get(0))?;
         let runs: Vec<(Option<Vec<u8>>, i64, i64)> = {
             let mut stmt =
@@ -247,6 +248,7 @@ impl Server {
     /// transaction. Changes written meanwhile get higher db_versions, so a later page has
     /// them; the requester finishes with the vector of the first page.
     pub fn serve_resync(&mut self, after: (i64, i64), max_rows: usize, max_bytes: usize) -> Result<ResyncServed> {
+        fold_journal(&self.conn)?;
         self.conn.execute_batch("BEGIN")?;
         let out = self.read_resync(after, max_rows, max_bytes);
         let _ = self.conn.execute_batch("COMMIT");

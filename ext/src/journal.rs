@@ -1,0 +1,177 @@
+//! The journal of local writes. The triggers of a delete_wins table do not touch its clock
+//! row: each written row appends one entry to `wavesync_journal` — the table, the key, the
+//! transaction's db_version, the first seq the write takes and what it was (an insert, a
+//! delete, or the columns an update changed). An append at the end of one B-tree is the
+//! least a recorder built on triggers pays; the clock row's seek and rewrite move out of
+//! the writer's statement into `fold`.
+//!
+//! `fold` applies the entries to the clock rows in journal order, through the same
+//! `local.rs` functions the triggers used to call, at the version and seqs each entry took:
+//! the clocks and change log come out exactly as if the triggers had written them. It runs
+//! before anything reads or writes clock rows (a read of wavesync_changes, a merge, every
+//! local write that is not journaled, compaction, alters; `State::lock_folded`), so no
+//! reader ever sees the clocks without the journal.
+//!
+//! Seqs are handed out when the trigger fires. Only an insert can need another count than
+//! it took: a re-insert after a delete also writes the sentinel (one seq more), an
+//! `INSERT OR REPLACE` of a key-only row nothing. `fold` then moves the seqs of the later
+//! entries of that version by the difference, and the open transaction's counter with them.
+
+use crate::error::{fail, Result};
+use crate::local;
+use crate::state::{Locked, Shared, State, Tx};
+use rusqlite::types::Value;
+
+/// What an entry records (`op`): an insert, a delete, or for an update the changed columns
+/// (bit i = tracked column i in table order; a blob of bits for tables of over 62 columns).
+pub const INSERT: i64 = -1;
+pub const DELETE: i64 = -2;
+
+/// Locks the state for a use that reads or writes clock rows: with the journal folded.
+pub fn lock(sh: &Shared) -> Result<Locked<'_>> {
+    let mut st = sh.lock()?;
+    fold_atomically(&mut st)?;
+    Ok(st)
+}
+
+/// `fold` as one unit. Inside a read statement (`SELECT wavesync_...()`, a read of
+/// wavesync_changes) each write would commit on its own, so it takes a savepoint; inside a
+/// write statement SQLite refuses one, and that statement is itself all or nothing.
+pub fn fold_atomically(st: &mut State) -> Result<usize> {
+    if !pending(st)? {
+        return Ok(0);
+    }
+    if st.conn.execute_batch("SAVEPOINT wavesync_fold").is_err() {
+        return fold(st);
+    }
+    match fold(st) {
+        Ok(n) => {
+            st.conn.execute_batch("RELEASE wavesync_fold")?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = st.conn.execute_batch("ROLLBACK TO wavesync_fold; RELEASE wavesync_fold");
+            st.journal_clean = false;
+            Err(e)
+        }
+    }
+}
+
+/// The `op` of an update that changed the columns flagged.
+pub fn update_op(changed: &[bool]) -> Value {
+    if changed.len() <= 62 {
+        return Value::Integer(changed.iter().enumerate().fold(0i64, |m, (i, c)| m | ((*c as i64) << i)));
+    }
+    let mut bits = vec![0u8; changed.len().div_ceil(8)];
+    for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
+        bits[i / 8] |= 1 << (i % 8);
+    }
+    Value::Blob(bits)
+}
+
+/// The columns an update entry says changed, for a table of `ncols` tracked columns.
+fn changed_columns(op: &Value, ncols: usize) -> Result<Vec<bool>> {
+    match op {
+        Value::Integer(m) if *m > 0 && ncols <= 62 && *m >> ncols == 0 => {
+            Ok((0..ncols).map(|i| m >> i & 1 == 1).collect())
+        }
+        Value::Blob(b) if ncols > 62 && b.len() == ncols.div_ceil(8) => {
+            Ok((0..ncols).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
+        }
+        _ => Err(fail("wavesync: malformed wavesync_journal entry (op)")),
+    }
+}
+
+/// How many seqs a write takes when its trigger fires (`fold` corrects inserts).
+pub fn seqs_taken(op: &Value, ncols: usize) -> i64 {
+    match op {
+        Value::Integer(INSERT) => ncols.max(1) as i64,
+        Value::Integer(DELETE) => 1,
+        Value::Integer(m) => m.count_ones() as i64,
+        Value::Blob(b) => b.iter().map(|x| x.count_ones() as i64).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether the journal may hold entries (one cheap query unless known empty).
+fn pending(st: &mut State) -> Result<bool> {
+    if st.journal_clean {
+        return Ok(false);
+    }
+    let any = st.journal_present()? && st.stmt("SELECT 1 FROM wavesync_journal LIMIT 1")?.exists([])?;
+    st.journal_clean = !any;
+    Ok(any)
+}
+
+/// Applies every journal entry to the clock rows and empties the journal; the number of
+/// entries applied. Does nothing (no query) while the journal is known to be empty.
+pub fn fold(st: &mut State) -> Result<usize> {
+    if !pending(st)? {
+        return Ok(0);
+    }
+    let entries: Vec<(String, Value, i64, i64, Value)> = {
+        let mut stmt = st.stmt("SELECT tbl, pk, db_version, seq, op FROM wavesync_journal ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let query_only: bool = st.stmt("PRAGMA query_only")?.query_row([], |r| r.get(0))?;
+    if query_only || st.conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(fail(format!(
+            "wavesync: {} local write(s) wait in wavesync_journal to be folded into the clocks, and this connection cannot write: open the database writable (or run SELECT wavesync_fold() on a writable connection) first",
+            entries.len()
+        )));
+    }
+    let open = st.tx.take();
+    let applied = apply(st, &entries);
+    st.tx = open;
+    let (version, shift) = applied?;
+    // The open transaction's later writes continue after the seqs its entries ended at.
+    if let Some(tx) = st.tx.as_mut().filter(|tx| tx.db_version == version) {
+        tx.seq += shift;
+    }
+    st.stmt("DELETE FROM wavesync_journal")?.execute([])?;
+    st.journal_clean = true;
+    Ok(entries.len())
+}
+
+/// Replays the entries; the version of the last one and how far its seqs moved.
+fn apply(st: &mut State, entries: &[(String, Value, i64, i64, Value)]) -> Result<(i64, i64)> {
+    let (mut version, mut shift) = (i64::MIN, 0i64);
+    for (tbl, key, v, seq, op) in entries {
+        // A table that is no longer a CRR (dropped, or as_table) keeps no clocks.
+        let Some(t) = st.table(tbl)? else { continue };
+        if *v != version {
+            (version, shift) = (*v, 0);
+        }
+        let start = seq + shift;
+        st.tx = Some(Tx::replay(*v, start));
+        let pk = t.packed(rusqlite::types::ValueRef::from(key))?;
+        match op {
+            Value::Integer(INSERT) => local::after_insert(st, &t, &pk)?,
+            Value::Integer(DELETE) => local::after_delete(st, &t, &pk)?,
+            _ => local::after_update(st, &t, &pk, &pk, &changed_columns(op, t.cols.len())?)?,
+        }
+        let used = st.tx.as_ref().map_or(start, |tx| tx.seq) - start;
+        shift += used - seqs_taken(op, t.cols.len());
+    }
+    Ok((version, shift))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_ops_round_trip() {
+        for n in [1usize, 3, 62, 63, 200] {
+            let changed: Vec<bool> = (0..n).map(|i| i % 3 == 1 || i == n - 1).collect();
+            let op = update_op(&changed);
+            assert_eq!(changed_columns(&op, n).unwrap(), changed, "{n} columns");
+            assert_eq!(seqs_taken(&op, n), changed.iter().filter(|c| **c).count() as i64);
+        }
+        assert!(changed_columns(&Value::Integer(0), 3).is_err());
+        assert!(changed_columns(&Value::Integer(8), 3).is_err());
+        assert!(changed_columns(&Value::Text("x".into()), 3).is_err());
+        assert!(changed_columns(&Value::Blob(vec![1]), 70).is_err());
+    }
+}

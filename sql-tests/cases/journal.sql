@@ -1,0 +1,78 @@
+.open journal.db
+.load ./dist/wavesync
+.headers on
+.mode list
+-- journal.sql: the triggers of a delete_wins table append one entry per written row to
+-- wavesync_journal (version, first seq, what was written) and leave the clock rows alone;
+-- wavesync_fold(), a read of wavesync_changes, a merge, or any write recorded at once folds
+-- the entries into the clocks first, with the versions and seqs the writes took then.
+CREATE TABLE t(id INTEGER PRIMARY KEY NOT NULL, a TEXT, b INTEGER);
+CREATE TABLE k(name TEXT PRIMARY KEY NOT NULL, n INTEGER);
+CREATE TABLE w(id INTEGER PRIMARY KEY NOT NULL, x);
+SELECT wavesync_as_crr('t'), wavesync_as_crr('k'), wavesync_as_crr('w', 'add_wins');
+INSERT INTO t VALUES (1, 'one', 1), (2, 'two', 2);                    -- version 1
+UPDATE t SET b = 10 WHERE id = 1;                                     -- version 2
+INSERT INTO k VALUES ('x', 1);                                        -- version 3
+DELETE FROM t WHERE id = 2;                                           -- version 4
+SELECT 'journal' AS step, tbl, quote(pk) AS pk, db_version, seq, op FROM wavesync_journal ORDER BY id;
+SELECT 'clock rows before the fold' AS step, (SELECT count(*) FROM t__wavesync_clock) AS t, (SELECT count(*) FROM k__wavesync_clock) AS k;
+SELECT 'db_version counts the journal' AS step, wavesync_db_version() AS v;
+
+-- A read folds first.
+SELECT "table", quote(pk) AS pk, cid, quote(val) AS val, col_version, db_version, cl, seq FROM wavesync_changes;
+SELECT 'after the read' AS step, (SELECT count(*) FROM wavesync_journal) AS journal, (SELECT count(*) FROM t__wavesync_clock) AS t_clocks;
+
+-- A re-insert after a delete writes the sentinel too: one seq more than the insert took,
+-- and the later writes of the version move with it (folded in a later transaction).
+BEGIN;                                                                -- version 5
+INSERT INTO t VALUES (2, 'two again', 22);
+UPDATE t SET a = 'ONE' WHERE id = 1;
+INSERT INTO k VALUES ('y', 2);
+COMMIT;
+SELECT 'journal' AS step, tbl, quote(pk) AS pk, db_version, seq, op FROM wavesync_journal ORDER BY id;
+SELECT 'folded' AS step, wavesync_fold() AS entries, wavesync_fold() AS again;
+SELECT "table", quote(pk) AS pk, cid, col_version, cl, seq FROM wavesync_changes WHERE db_version = 5;
+
+-- Folded in the middle of a transaction (a read), then more writes, one recorded at once
+-- (add_wins) between journaled ones: every seq of the version once, in the order written.
+BEGIN;                                                                -- version 6
+DELETE FROM t WHERE id = 2;
+INSERT INTO t VALUES (2, 'and again', 3);
+SELECT 'read inside' AS step, count(*) AS changes FROM wavesync_changes WHERE db_version = 6;
+UPDATE t SET b = 11, a = 'One' WHERE id = 1;
+INSERT INTO w VALUES (1, 'w');
+UPDATE k SET n = 3 WHERE name = 'x';
+COMMIT;
+SELECT "table", quote(pk) AS pk, cid, col_version, cl, seq FROM wavesync_changes WHERE db_version = 6 ORDER BY seq;
+SELECT 'seqs of version 6' AS step, count(*) AS cells, count(DISTINCT seq) AS distinct_seqs, max(seq) AS last FROM wavesync_changes WHERE db_version = 6;
+
+-- A rolled-back transaction and a failed statement leave no entry and no version.
+BEGIN;
+UPDATE t SET b = 99;
+ROLLBACK;
+INSERT INTO t VALUES (3, 'three', 3), (1, 'duplicate key', 0);
+SELECT 'after rollbacks' AS step, (SELECT count(*) FROM wavesync_journal) AS journal, wavesync_db_version() AS v;
+
+-- A key change is recorded at once, after the row's journaled update is folded.
+BEGIN;                                                                -- version 7
+UPDATE t SET b = 12 WHERE id = 1;
+UPDATE t SET id = 4 WHERE id = 1;
+COMMIT;
+SELECT "table", quote(pk) AS pk, cid, quote(val) AS val, col_version, cl, seq FROM wavesync_changes WHERE db_version = 7 ORDER BY seq;
+
+-- A merge folds first: the local update (col_version 2) beats a remote one at col_version 1.
+UPDATE k SET n = 4 WHERE name = 'y';                                  -- version 8
+INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('k', wavesync_pack_columns('y'), 'n', 100, 1, 1, x'00000000000000000000000000000001', 1, 0);
+SELECT 'merged' AS step, n, (SELECT col_version FROM wavesync_changes WHERE "table" = 'k' AND cid = 'n' AND pk = wavesync_pack_columns('y')) AS col_version FROM k WHERE name = 'y';
+
+-- A connection that cannot write cannot fold: a read says so and changes nothing.
+UPDATE t SET a = 'four' WHERE id = 4;                                 -- version 9
+.open --readonly journal.db
+.load ./dist/wavesync
+SELECT count(*) FROM wavesync_changes;
+SELECT 'read-only' AS step, (SELECT count(*) FROM wavesync_journal) AS journal, wavesync_db_version() AS v;
+.open journal.db
+.load ./dist/wavesync
+SELECT 'writable' AS step, count(*) AS changes_since_8 FROM wavesync_changes WHERE db_version > 8;
+SELECT 'journal' AS step, count(*) AS entries FROM wavesync_journal;
