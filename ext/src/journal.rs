@@ -1,7 +1,7 @@
 //! The journal of local writes. The triggers of a delete_wins table do not touch its clock
 //! row: each written row appends one entry to `wavesync_journal` — the table, the key, the
-//! transaction's db_version, the first seq the write takes and what it was (an insert, a
-//! delete, or the columns an update changed). An append at the end of one B-tree is the
+//! transaction's db_version and the first seq the write takes (`vs`, one value), and what it
+//! was (`op`: an insert, a delete, or the columns an update changed). An append at the end of one B-tree is the
 //! least a recorder built on triggers pays; the clock row's seek and rewrite move out of
 //! the writer's statement into `fold`.
 //!
@@ -19,13 +19,15 @@
 
 use crate::error::{fail, Result};
 use crate::local;
-use crate::state::{Locked, Shared, State, Tx};
+use crate::state::{version_and_seq, Locked, Shared, State, Tx};
 use rusqlite::types::Value;
 
 /// What an entry records (`op`): an insert, a delete, or for an update the changed columns
 /// (bit i = tracked column i in table order; a blob of bits for tables of over 62 columns).
 pub const INSERT: i64 = -1;
 pub const DELETE: i64 = -2;
+/// Columns per integer mask (an op, and what the update trigger of a wide table passes).
+pub const MASK_BITS: usize = 62;
 
 /// Locks the state for a use that reads or writes clock rows: with the journal folded.
 pub fn lock(sh: &Shared) -> Result<Locked<'_>> {
@@ -59,7 +61,7 @@ pub fn fold_atomically(st: &mut State) -> Result<usize> {
 
 /// The `op` of an update that changed the columns flagged.
 pub fn update_op(changed: &[bool]) -> Value {
-    if changed.len() <= 62 {
+    if changed.len() <= MASK_BITS {
         return Value::Integer(changed.iter().enumerate().fold(0i64, |m, (i, c)| m | ((*c as i64) << i)));
     }
     let mut bits = vec![0u8; changed.len().div_ceil(8)];
@@ -72,10 +74,10 @@ pub fn update_op(changed: &[bool]) -> Value {
 /// The columns an update entry says changed, for a table of `ncols` tracked columns.
 fn changed_columns(op: &Value, ncols: usize) -> Result<Vec<bool>> {
     match op {
-        Value::Integer(m) if *m > 0 && ncols <= 62 && *m >> ncols == 0 => {
+        Value::Integer(m) if *m > 0 && ncols <= MASK_BITS && *m >> ncols == 0 => {
             Ok((0..ncols).map(|i| m >> i & 1 == 1).collect())
         }
-        Value::Blob(b) if ncols > 62 && b.len() == ncols.div_ceil(8) => {
+        Value::Blob(b) if ncols > MASK_BITS && b.len() == ncols.div_ceil(8) => {
             Ok((0..ncols).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
         }
         _ => Err(fail("wavesync: malformed wavesync_journal entry (op)")),
@@ -103,58 +105,76 @@ fn pending(st: &mut State) -> Result<bool> {
     Ok(any)
 }
 
+/// Entries read, removed and applied at a time: a fold after a transaction of millions of
+/// rows holds one page of them in memory, not all.
+const PAGE: i64 = 4096;
+
+type Entry = (i64, String, Value, Value, Value);
+
 /// Applies every journal entry to the clock rows and empties the journal; the number of
 /// entries applied. Does nothing (no query) while the journal is known to be empty.
 pub fn fold(st: &mut State) -> Result<usize> {
     if !pending(st)? {
         return Ok(0);
     }
-    let entries: Vec<(String, Value, i64, i64, Value)> = {
-        let mut stmt = st.stmt("SELECT tbl, pk, db_version, seq, op FROM wavesync_journal ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
     let query_only: bool = st.stmt("PRAGMA query_only")?.query_row([], |r| r.get(0))?;
     if query_only || st.conn.is_readonly(rusqlite::MAIN_DB)? {
+        let n: i64 = st.stmt("SELECT count(*) FROM wavesync_journal")?.query_row([], |r| r.get(0))?;
         return Err(fail(format!(
-            "wavesync: {} local write(s) wait in wavesync_journal to be folded into the clocks, and this connection cannot write: open the database writable (or run SELECT wavesync_fold() on a writable connection) first",
-            entries.len()
+            "wavesync: {n} local write(s) wait in wavesync_journal to be folded into the clocks, and this connection cannot write: open the database writable (or run SELECT wavesync_fold() on a writable connection) first"
         )));
     }
     let open = st.tx.take();
-    let applied = apply(st, &entries);
+    let folded = fold_pages(st);
     st.tx = open;
-    let (version, shift) = applied?;
+    let (n, version, shift) = folded?;
     // The open transaction's later writes continue after the seqs its entries ended at.
     if let Some(tx) = st.tx.as_mut().filter(|tx| tx.db_version == version) {
         tx.seq += shift;
     }
-    st.stmt("DELETE FROM wavesync_journal")?.execute([])?;
     st.journal_clean = true;
-    Ok(entries.len())
+    Ok(n)
 }
 
-/// Replays the entries; the version of the last one and how far its seqs moved.
-fn apply(st: &mut State, entries: &[(String, Value, i64, i64, Value)]) -> Result<(i64, i64)> {
-    let (mut version, mut shift) = (i64::MIN, 0i64);
-    for (tbl, key, v, seq, op) in entries {
-        // A table that is no longer a CRR (dropped, or as_table) keeps no clocks.
-        let Some(t) = st.table(tbl)? else { continue };
-        if *v != version {
-            (version, shift) = (*v, 0);
+/// Folds page after page; (entries, the version of the last one, how far its seqs moved).
+fn fold_pages(st: &mut State) -> Result<(usize, i64, i64)> {
+    let (mut n, mut version, mut shift) = (0, i64::MIN, 0);
+    loop {
+        let page: Vec<Entry> = {
+            let mut stmt = st.stmt("SELECT id, tbl, pk, vs, op FROM wavesync_journal ORDER BY id LIMIT ?1")?;
+            let rows = stmt.query_map([PAGE], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let Some(last) = page.last().map(|e| e.0) else { return Ok((n, version, shift)) };
+        // Removed before the clock rows are written, which then reuse the freed pages (a
+        // fold after a large transaction would otherwise leave the file larger by the journal).
+        st.stmt("DELETE FROM wavesync_journal WHERE id <= ?1")?.execute([last])?;
+        for (_, tbl, key, vs, op) in &page {
+            // A table that is no longer a CRR (dropped, or as_table) keeps no clocks.
+            let t = match st.last_table(tbl.as_bytes()) {
+                Some(t) => t.clone(),
+                None => match st.table(tbl)? {
+                    Some(t) => t,
+                    None => continue,
+                },
+            };
+            let (v, seq) = version_and_seq(vs)?;
+            if v != version {
+                (version, shift) = (v, 0);
+            }
+            let start = seq + shift;
+            st.tx = Some(Tx::replay(v, start));
+            let pk = t.packed(rusqlite::types::ValueRef::from(key))?;
+            match op {
+                Value::Integer(INSERT) => local::after_insert(st, &t, &pk)?,
+                Value::Integer(DELETE) => local::after_delete(st, &t, &pk)?,
+                _ => local::after_update(st, &t, &pk, &pk, &changed_columns(op, t.cols.len())?)?,
+            }
+            let used = st.tx.as_ref().map_or(start, |tx| tx.seq) - start;
+            shift += used - seqs_taken(op, t.cols.len());
         }
-        let start = seq + shift;
-        st.tx = Some(Tx::replay(*v, start));
-        let pk = t.packed(rusqlite::types::ValueRef::from(key))?;
-        match op {
-            Value::Integer(INSERT) => local::after_insert(st, &t, &pk)?,
-            Value::Integer(DELETE) => local::after_delete(st, &t, &pk)?,
-            _ => local::after_update(st, &t, &pk, &pk, &changed_columns(op, t.cols.len())?)?,
-        }
-        let used = st.tx.as_ref().map_or(start, |tx| tx.seq) - start;
-        shift += used - seqs_taken(op, t.cols.len());
+        n += page.len();
     }
-    Ok((version, shift))
 }
 
 #[cfg(test)]

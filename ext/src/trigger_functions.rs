@@ -2,15 +2,15 @@
 //! local write through `local.rs`, or takes the seqs of a write the trigger journals.
 //! All return at once while a merge writes (the sync bit).
 
-use crate::args::pack_args;
+use crate::args::{int_arg, pack_args};
 use crate::error::{fail, Result};
-use crate::state::{Locked, Shared, State};
+use crate::state::{JournalEntry, Locked, Shared, State};
 use crate::tableinfo::TableInfo;
 use crate::{journal, local};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Registers the trigger functions (innocuous: `trusted_schema=OFF` hosts allow them).
@@ -68,44 +68,66 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         let sh = shared.clone();
         db.create_scalar_function(name, 1, trig, move |ctx| {
             let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
-            let op = Value::Integer(op);
-            journal_entry(&sh, &mut st, &t, op)?;
+            journal_entry(&sh, &mut st, &t, Value::Integer(op))?;
             Ok(true)
         })?;
     }
 
-    // The update trigger's WHEN, with (NEW, OLD) of each key column, then of each tracked
-    // column: recording, the key kept (a key change is the key trigger's) and some tracked
-    // column changed, compared exactly (`same_value`); then the entry as above.
+    // The update trigger's WHEN, with (NEW, OLD) of each key column (none where the trigger
+    // compares a rowid key itself), then of each tracked column: recording, the key kept (a
+    // key change is the key trigger's) and some tracked column changed, compared exactly
+    // (`same_value`); then the entry as above.
     let sh = shared.clone();
     db.create_scalar_function("wavesync_changed", -1, trig, move |ctx| {
         let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
-        let n = t.pks.len();
-        if ctx.len() != 1 + 2 * (n + t.cols.len()) {
-            return Err(triggers_mismatch(&t));
-        }
-        let pair = |i: usize| same_value(ctx.get_raw(1 + 2 * i), ctx.get_raw(2 + 2 * i));
-        if !(0..n).all(pair) {
+        let ncols = t.cols.len();
+        let keys = match ctx.len() {
+            n if n == 1 + 2 * ncols => 0,
+            n if n == 1 + 2 * (t.pks.len() + ncols) => t.pks.len(),
+            _ => return Err(triggers_mismatch(&t)),
+        };
+        let same = |i: usize| same_value(ctx.get_raw(1 + 2 * i), ctx.get_raw(2 + 2 * i));
+        if !(0..keys).all(same) {
             return Ok(false);
         }
         let mut flags = std::mem::take(&mut st.update_flags);
         flags.clear();
-        flags.extend((n..n + t.cols.len()).map(|i| !pair(i)));
-        let any = flags.contains(&true);
-        let op = journal::update_op(&flags);
+        flags.extend((keys..keys + ncols).map(|i| !same(i)));
+        let op = flags.contains(&true).then(|| journal::update_op(&flags));
         st.update_flags = flags;
-        if any {
-            journal_entry(&sh, &mut st, &t, op)?;
+        let Some(op) = op else { return Ok(false) };
+        journal_entry(&sh, &mut st, &t, op)?;
+        Ok(true)
+    })?;
+
+    // The same for a table too wide to pass its values (triggers::create_triggers): the key
+    // was compared in SQL, the changed columns come as masks of journal::MASK_BITS each.
+    let sh = shared.clone();
+    db.create_scalar_function("wavesync_changed_masks", -1, trig, move |ctx| {
+        let Some((mut st, t)) = recording(&sh, ctx)? else { return Ok(false) };
+        let ncols = t.cols.len();
+        if ctx.len() != 1 + ncols.div_ceil(journal::MASK_BITS) {
+            return Err(triggers_mismatch(&t));
         }
-        Ok(any)
+        let masks: Vec<i64> =
+            (1..ctx.len()).map(|i| int_arg(ctx, i, "wavesync_changed_masks")).collect::<Result<_>>()?;
+        let flags: Vec<bool> =
+            (0..ncols).map(|i| masks[i / journal::MASK_BITS] >> (i % journal::MASK_BITS) & 1 == 1).collect();
+        if !flags.contains(&true) {
+            return Ok(false);
+        }
+        journal_entry(&sh, &mut st, &t, journal::update_op(&flags))?;
+        Ok(true)
     })?;
 
     let sh = shared.clone();
-    db.create_scalar_function("wavesync_journal_version", 0, trig, move |_ctx| Ok(sh.journal_entry()?.0))?;
+    db.create_scalar_function("wavesync_journal_vs", 0, trig, move |_ctx| {
+        stashed(&sh, &sh.journal_entry.vs, |st| st.wide_vs.clone())
+    })?;
     let sh = shared.clone();
-    db.create_scalar_function("wavesync_journal_seq", 0, trig, move |_ctx| Ok(sh.journal_entry()?.1))?;
-    let sh = shared.clone();
-    db.create_scalar_function("wavesync_journal_op", 0, trig, move |_ctx| Ok(sh.journal_entry()?.2.clone()))?;
+    db.create_scalar_function("wavesync_journal_op", 0, trig, move |_ctx| {
+        stashed(&sh, &sh.journal_entry.op, |st| st.wide_op.clone())
+    })?;
 
     Ok(())
 }
@@ -128,7 +150,30 @@ fn journal_entry(sh: &Shared, st: &mut State, t: &TableInfo, op: Value) -> Resul
     let tx = st.tx()?;
     let seq = tx.seq;
     tx.seq += journal::seqs_taken(&op, t.cols.len());
-    sh.set_journal_entry((v, seq, op))
+    let entry = &sh.journal_entry;
+    stash(&entry.vs, &mut st.wide_vs, crate::state::version_seq(v, seq))?;
+    stash(&entry.op, &mut st.wide_op, op)
+}
+
+/// What `stash` left.
+fn stashed(sh: &Shared, slot: &AtomicI64, wide: impl Fn(&State) -> Vec<u8>) -> Result<Value> {
+    Ok(match slot.load(Ordering::Relaxed) {
+        JournalEntry::WIDE => Value::Blob(wide(&*sh.lock()?)),
+        i => Value::Integer(i),
+    })
+}
+
+/// Leaves a value of the entry for its accessor: an integer in `slot`, a blob in `wide`.
+fn stash(slot: &AtomicI64, wide: &mut Vec<u8>, value: Value) -> Result<()> {
+    match value {
+        Value::Integer(i) => slot.store(i, Ordering::Relaxed),
+        Value::Blob(b) => {
+            *wide = b;
+            slot.store(JournalEntry::WIDE, Ordering::Relaxed);
+        }
+        _ => return Err(fail("wavesync: a journal entry holds integers and blobs only")),
+    }
+    Ok(())
 }
 
 /// `recording`, for a write recorded at once (not journaled): the journal is folded first,

@@ -51,9 +51,7 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     let (new_key, old_key) = (clock_key(&new_pk), clock_key(&old_pk));
     // One journal entry per written row (journal.rs); its WHEN function took the seqs.
     let journal = |key: &str, op: &str| {
-        format!(
-            "INSERT INTO wavesync_journal (tbl, pk, db_version, seq, op) VALUES ({lit}, {key}, wavesync_journal_version(), wavesync_journal_seq(), {op});"
-        )
+        format!("INSERT INTO wavesync_journal (tbl, pk, vs, op) VALUES ({lit}, {key}, wavesync_journal_vs(), {op});")
     };
     let same_key =
         t.pks.iter().zip(&pk_types).map(|(p, ty)| format!("NOT {}", differs(p, ty))).collect::<Vec<_>>().join(" AND ");
@@ -61,11 +59,27 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     // write to a column added without begin_alter must meet the refusal in
     // wavesync_changed, which also compares the values (in Rust: cheaper than the SQL of
     // `differs`, and once per row).
-    let pairs: String = t.pks.iter().chain(&t.cols).map(|c| format!(", NEW.{c}, OLD.{c}", c = ident(c))).collect();
+    // A rowid key holds only integers: SQL's IS compares it exactly, before any call.
+    let (key_kept, keys) = match t.int_key {
+        true => (format!("NEW.{k} IS OLD.{k} AND ", k = ident(&t.pks[0])), &t.pks[..0]),
+        false => (String::new(), &t.pks[..]),
+    };
+    let pairs: String = keys.iter().chain(&t.cols).map(|c| format!(", NEW.{c}, OLD.{c}", c = ident(c))).collect();
+    // SQLite passes a function at most 127 arguments (SQLITE_MAX_FUNCTION_ARG's default): a
+    // wider table compares in SQL and passes the changed columns as masks of 62 each.
+    let changed_test = if 1 + 2 * (keys.len() + t.cols.len()) < 128 {
+        format!("{key_kept}wavesync_changed({lit}{pairs})")
+    } else {
+        let masks: Vec<String> = changed
+            .chunks(journal::MASK_BITS)
+            .map(|chunk| chunk.iter().enumerate().map(|(j, d)| format!("({d} << {j})")).collect::<Vec<_>>().join(" | "))
+            .collect();
+        format!("{same_key} AND wavesync_changed_masks({lit}, {})", masks.join(", "))
+    };
     sql.push_str(&format!(
         "CREATE TRIGGER {ins} AFTER INSERT ON {tq} WHEN wavesync_journal_insert({lit}) BEGIN {ins_entry} END;
          CREATE TRIGGER {del} AFTER DELETE ON {tq} WHEN wavesync_journal_delete({lit}) BEGIN {del_entry} END;
-         CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN wavesync_changed({lit}{pairs}) BEGIN {upd_entry} END;
+         CREATE TRIGGER {upd} AFTER UPDATE ON {tq} WHEN {changed_test} BEGIN {upd_entry} END;
          CREATE TRIGGER {key} AFTER UPDATE OF {pk_cols} ON {tq} WHEN NOT ({same_key}) AND wavesync_recording({lit}) BEGIN
            SELECT wavesync_after_update({lit}, {new}, {old});
          END;",
@@ -104,8 +118,8 @@ pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
 
 /// Remakes, as `wavesync_as_crr` would, the triggers of every CRR whose update trigger an
 /// earlier build made (run on load): one with the inexact change test of builds before
-/// `COLLATE BINARY`, or a delete_wins one from before the change log and
-/// `wavesync_changed`. A table in the middle of an alter keeps its coarse triggers, which
+/// `COLLATE BINARY`, or a delete_wins one from before the journal (its functions are gone).
+/// A table in the middle of an alter keeps its coarse triggers, which
 /// test nothing.
 pub(crate) fn refresh_outdated(st: &mut State) -> Result<()> {
     let outdated: Vec<String> = st

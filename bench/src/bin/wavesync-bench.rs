@@ -179,7 +179,7 @@ fn run_once(dir: &Path, kind: Kind, engine: &Engine, n: i64) -> Vec<(&'static st
     // merge, or wavesync_fold()): each write is followed by its fold, timed apart.
     let fold =
         |c: &Connection| if kind == Kind::Crr && engine.prefix == "wavesync" { secs(|| fold_journal(c)) } else { 0.0 };
-    let mut write = |out: &mut Vec<(&'static str, f64)>, c: &Connection, w: &'static str, f: &dyn Fn()| {
+    let write = |out: &mut Vec<(&'static str, f64)>, c: &Connection, w: &'static str, f: &dyn Fn()| {
         out.push((w, secs(f)));
         out.push((fold_key(w), fold(c)));
     };

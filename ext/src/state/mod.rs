@@ -8,6 +8,7 @@
 
 mod clock_rows;
 mod db_version;
+pub use db_version::{version_and_seq, version_seq};
 mod sites;
 
 use crate::clock::RowClock;
@@ -17,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension};
 // foldhash: these maps are looked up on every change a merge applies (SipHash was 3% of it).
 use crate::ffi::{ThreadBound, TxHooks};
 use foldhash::{HashMap, HashMapExt, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub type SiteId = [u8; 16];
@@ -32,9 +33,21 @@ pub struct Shared {
     /// writes inside the open transaction (see `State::merge_clock`).
     pub savepoint_rollbacks: AtomicU64,
     state: Mutex<ThreadBound<State>>,
-    /// (db_version, first seq, op) of the write a journaling trigger is recording, left by
-    /// its WHEN function for the accessors its INSERT calls (journal.rs).
-    journal_entry: Mutex<(i64, i64, rusqlite::types::Value)>,
+    /// The journal entry a journaling trigger is recording (journal.rs).
+    pub journal_entry: JournalEntry,
+}
+
+/// (db_version and first seq, op) of the write a journaling trigger is recording, left by
+/// its WHEN function for the accessors its INSERT calls: atomics, so an accessor takes no
+/// lock. `JournalEntry::WIDE` stands for a blob kept in `State::wide_vs` / `wide_op`.
+#[derive(Default)]
+pub struct JournalEntry {
+    pub vs: AtomicI64,
+    pub op: AtomicI64,
+}
+
+impl JournalEntry {
+    pub const WIDE: i64 = i64::MIN;
 }
 
 /// The locked state of a connection.
@@ -142,6 +155,10 @@ pub struct State {
     /// Which tracked columns the update being recorded changed (`wavesync_changed`).
     /// Reused: no allocation per row.
     pub update_flags: Vec<bool>,
+    /// The vs and op of the journal entry being recorded when they are blobs
+    /// (`JournalEntry::WIDE`).
+    pub wide_vs: Vec<u8>,
+    pub wide_op: Vec<u8>,
     /// This transaction added a row to wavesync_sites (until then every row found there
     /// is committed: only this connection's open transaction could hold an uncommitted one).
     sites_added_in_tx: bool,
@@ -155,7 +172,7 @@ impl Shared {
             commits: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
             savepoint_rollbacks: AtomicU64::new(0),
-            journal_entry: Mutex::new((0, 0, rusqlite::types::Value::Null)),
+            journal_entry: JournalEntry::default(),
             state: Mutex::new(ThreadBound::new(State {
                 conn,
                 stmts: Default::default(),
@@ -184,18 +201,11 @@ impl Shared {
                 resync: false,
                 versions_in_tx: Default::default(),
                 update_flags: Vec::new(),
+                wide_vs: Vec::new(),
+                wide_op: Vec::new(),
                 sites_added_in_tx: false,
             })),
         }))
-    }
-
-    pub fn set_journal_entry(&self, entry: (i64, i64, rusqlite::types::Value)) -> Result<()> {
-        *self.journal_entry.lock().map_err(|_| fail("wavesync: journal entry lock poisoned"))? = entry;
-        Ok(())
-    }
-
-    pub fn journal_entry(&self) -> Result<MutexGuard<'_, (i64, i64, rusqlite::types::Value)>> {
-        self.journal_entry.lock().map_err(|_| fail("wavesync: journal entry lock poisoned"))
     }
 
     /// Locks the state and brings it up to date with commits and rollbacks that happened
@@ -254,7 +264,7 @@ CREATE TABLE IF NOT EXISTS wavesync_pending (tbl TEXT NOT NULL, pk BLOB NOT NULL
 CREATE INDEX IF NOT EXISTS wavesync_pending_origin ON wavesync_pending (site_id, origin_version);
 CREATE INDEX IF NOT EXISTS wavesync_pending_tbl ON wavesync_pending (tbl);
 CREATE UNIQUE INDEX IF NOT EXISTS wavesync_pending_once ON wavesync_pending (tbl, pk, cid, site_id, col_version, cl, seq);
-CREATE TABLE IF NOT EXISTS wavesync_journal (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, db_version INTEGER NOT NULL, seq INTEGER NOT NULL, op NOT NULL);
+CREATE TABLE IF NOT EXISTS wavesync_journal (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk NOT NULL, vs NOT NULL, op NOT NULL);
 ";
 
 /// Settings of `wavesync_config_set`, stored in wavesync_meta as `config:<name>`.
