@@ -181,6 +181,32 @@ pub fn bump_encoded(blob: &[u8], writes: &[(u32, i64)], db_version: i64) -> Resu
     Ok(out)
 }
 
+/// The cells a local write takes — (cid, seq), sorted by cid — as a blob of varints, for
+/// `wavesync_bump_cells`, which applies them inside the statement that rewrites the row.
+pub fn encode_writes(writes: &[(u32, i64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(writes.len() * 4);
+    for &(cid, seq) in writes {
+        varint::put(&mut out, cid as u64);
+        varint::put(&mut out, seq as u64);
+    }
+    out
+}
+
+/// What `encode_writes` made; refuses anything else (cids not increasing, values too large).
+pub fn decode_writes(blob: &[u8]) -> Result<Vec<(u32, i64)>, String> {
+    let (mut pos, mut out) = (0, Vec::new());
+    while pos < blob.len() {
+        let cid = varint::get(blob, &mut pos, "writes")?;
+        let seq = varint::get(blob, &mut pos, "writes")?;
+        let cid = u32::try_from(cid).map_err(|_| "writes: cid out of range".to_string())?;
+        if seq > i64::MAX as u64 || out.last().is_some_and(|&(c, _)| c >= cid) {
+            return Err("writes: malformed".into());
+        }
+        out.push((cid, seq as i64));
+    }
+    Ok(out)
+}
+
 impl RowClock {
     pub fn decode(cl: i64, blob: &[u8]) -> Result<RowClock, String> {
         let cells = Cells::new(blob).collect::<Result<Vec<_>, _>>()?;
@@ -246,6 +272,17 @@ impl RowClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_roundtrip_and_refuse_garbage() {
+        let w = vec![(0, 5), (1, 0), (300, 1 << 40)];
+        assert_eq!(decode_writes(&encode_writes(&w)).unwrap(), w);
+        assert_eq!(decode_writes(&[]).unwrap(), vec![]);
+        assert!(decode_writes(&encode_writes(&[(2, 0), (1, 1)])).is_err(), "cids must increase");
+        assert!(decode_writes(&encode_writes(&[(2, 0), (2, 1)])).is_err());
+        assert!(decode_writes(&[0x05]).is_err(), "truncated");
+        assert!(decode_writes(&[0xff; 12]).is_err());
+    }
 
     #[test]
     fn roundtrip() {

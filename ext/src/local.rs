@@ -34,10 +34,14 @@ fn writes(st: &mut State, t: &TableInfo, written: impl Fn(usize) -> bool) -> Res
 
 /// The encoded clock of a row inserted under a key never seen before: every column at
 /// version 1 (only the sentinel in a table of key columns only).
-pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+fn fresh_clock_blob(st: &mut State, t: &TableInfo) -> Result<Vec<u8>> {
     let dbv = st.next_db_version(0)?;
     let w = if t.cols.is_empty() { vec![(SENTINEL, st.next_seq()?)] } else { writes(st, t, |_| true)? };
-    let blob = clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
+    clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
+}
+
+pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+    let blob = fresh_clock_blob(st, t)?;
     RowClock::decode(1, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
 }
 
@@ -98,13 +102,13 @@ fn insert_dw(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
     let ncols = t.cols.len();
     // Fast path: a key never seen before (the common case) needs no read of its clock.
     let seq_before = st.tx()?.seq;
-    let fresh = fresh_clock(st, t)?;
-    if st.insert_new_clock(t, pk, &fresh)? {
+    let fresh = fresh_clock_blob(st, t)?;
+    if st.insert_new_clock_blob(t, pk, 1, dbv, &fresh)? {
         return Ok(());
     }
     st.tx()?.seq = seq_before;
     let rc = match st.get_clock(t, pk)? {
-        None => fresh,
+        None => fresh_clock(st, t)?,
         Some(mut rc) if !rc.is_live() => {
             // Re-insert after a delete: a new causal-length epoch; column clocks restart.
             rc.cl += 1;
@@ -131,9 +135,16 @@ fn insert_dw(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
 }
 
 /// delete_wins: a delete.
+/// One statement turns the clock into a tombstone (the sentinel alone, at the even causal
+/// length); a row without a clock gets one.
 fn delete_dw(st: &mut State, t: &TableInfo, pk: &[u8]) -> Result<()> {
-    let rc = st.get_clock(t, pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
-    let rc = tombstone(st, rc)?;
+    let seq_before = st.tx()?.seq;
+    let (dbv, seq) = (st.next_db_version(0)?, st.next_seq()?);
+    if st.tomb_clock(t, pk, dbv, seq)? {
+        return Ok(());
+    }
+    st.tx()?.seq = seq_before;
+    let rc = tombstone(st, RowClock { cl: 1, cells: vec![] })?;
     st.put_clock(t, pk, &rc)
 }
 
@@ -150,9 +161,15 @@ pub fn after_update(st: &mut State, t: &TableInfo, new_pk: &[u8], old_pk: &[u8],
     (policy(t).update)(st, t, new_pk, changed)
 }
 
-/// delete_wins: an update that kept the key.
+/// delete_wins: an update that kept the key: one statement rewrites the clock.
 fn update_dw(st: &mut State, t: &TableInfo, new_pk: &[u8], changed: &[bool]) -> Result<()> {
-    let mut rc = st.get_clock(t, new_pk)?.unwrap_or(RowClock { cl: 1, cells: vec![] });
-    bump(st, t, &mut rc, changed)?;
+    let dbv = st.next_db_version(0)?;
+    let w = writes(st, t, |i| changed[i])?;
+    if st.bump_clock(t, new_pk, dbv, &clock::encode_writes(&w))? {
+        return Ok(());
+    }
+    // A row without a clock: these cells start it.
+    let blob = clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
+    let rc = RowClock::decode(1, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
     st.put_clock(t, new_pk, &rc)
 }

@@ -42,6 +42,11 @@ pub struct TableSql {
     pub update_clock: String,
     /// Rewrites a clock row's cells keeping its db_version (so its index entry is left alone).
     pub update_clock_cells: String,
+    /// Applies a local write at a db_version to a row's clock (`wavesync_bump_cells`; the
+    /// causal length stays); the row's db_version is its newest cell's.
+    pub bump_clock: String,
+    /// A local delete: the clock becomes a tombstone (`wavesync_tomb_cells`).
+    pub tomb_clock: String,
     /// All tracked columns of one row, by primary key.
     pub select_row: String,
     /// One tracked column (by position) of one row, by primary key.
@@ -146,6 +151,12 @@ impl TableInfo {
             insert_clock: format!("INSERT INTO {c} (pk, cl, db_version, clocks) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"),
             update_clock: format!("UPDATE {c} SET cl = ?2, db_version = ?3, clocks = ?4 WHERE pk = ?1"),
             update_clock_cells: format!("UPDATE {c} SET cl = ?2, clocks = ?3 WHERE pk = ?1"),
+            tomb_clock: format!(
+                "UPDATE {c} SET cl = cl + (cl & 1), db_version = max(db_version, ?2), clocks = wavesync_tomb_cells(cl + (cl & 1), ?2, ?3) WHERE pk = ?1"
+            ),
+            bump_clock: format!(
+                "UPDATE {c} SET db_version = max(db_version, ?2), clocks = wavesync_bump_cells(clocks, ?3, ?2) WHERE pk = ?1"
+            ),
             select_row: if cols.is_empty() {
                 format!("SELECT 1 FROM {t} WHERE {pk_where}")
             } else {

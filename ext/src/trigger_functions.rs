@@ -61,6 +61,31 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         })
     })?;
 
+    // A local write's cells (clock::encode_writes) applied to an encoded clock, inside the
+    // statement that rewrites the clock row (local.rs: a delete_wins update).
+    db.create_scalar_function("wavesync_bump_cells", 3, exact, |ctx| {
+        let (ValueRef::Blob(clocks), ValueRef::Blob(writes)) = (ctx.get_raw(0), ctx.get_raw(1)) else {
+            return Err(fail("wavesync_bump_cells(clocks, writes, db_version): clocks and writes must be blobs"));
+        };
+        let dbv = int_arg(ctx, 2, "wavesync_bump_cells")?;
+        if dbv < 0 {
+            return Err(fail("wavesync_bump_cells: db_version out of range"));
+        }
+        let writes = crate::clock::decode_writes(writes).map_err(|e| fail(format!("wavesync_bump_cells: {e}")))?;
+        crate::clock::bump_encoded(clocks, &writes, dbv).map_err(|e| fail(format!("wavesync: corrupt clock row: {e}")))
+    })?;
+
+    // The clock of a local delete: the sentinel alone, at the row's new (even) causal length.
+    db.create_scalar_function("wavesync_tomb_cells", 3, exact, |ctx| {
+        let what = "wavesync_tomb_cells(cl, db_version, seq)";
+        let (cl, dbv, seq) = (int_arg(ctx, 0, what)?, int_arg(ctx, 1, what)?, int_arg(ctx, 2, what)?);
+        if cl < 0 || dbv < 0 || seq < 0 {
+            return Err(fail(format!("{what}: negative argument")));
+        }
+        let sentinel = crate::clock::Cell { col_version: cl, db_version: dbv, site: 0, origin_version: dbv, seq };
+        Ok(crate::clock::RowClock { cl, cells: vec![(crate::clock::SENTINEL, sentinel)] }.encode())
+    })?;
+
     // The journaling triggers of delete_wins tables (triggers::create_triggers, journal.rs):
     // the WHEN function takes the seqs the write will use and leaves the entry's version,
     // first seq and op for the accessors the trigger's INSERT calls.
@@ -90,11 +115,18 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
         if !(0..keys).all(same) {
             return Ok(false);
         }
-        let mut flags = std::mem::take(&mut st.update_flags);
-        flags.clear();
-        flags.extend((keys..keys + ncols).map(|i| !same(i)));
-        let op = flags.contains(&true).then(|| journal::update_op(&flags));
-        st.update_flags = flags;
+        let op = if ncols <= journal::MASK_BITS {
+            // The op itself, built as the columns are compared (most tables).
+            let mask = (0..ncols).filter(|&i| !same(keys + i)).fold(0i64, |m, i| m | 1 << i);
+            (mask != 0).then_some(Value::Integer(mask))
+        } else {
+            let mut flags = std::mem::take(&mut st.update_flags);
+            flags.clear();
+            flags.extend((keys..keys + ncols).map(|i| !same(i)));
+            let op = flags.contains(&true).then(|| journal::update_op(&flags));
+            st.update_flags = flags;
+            op
+        };
         let Some(op) = op else { return Ok(false) };
         journal_entry(&sh, &mut st, &t, op)?;
         Ok(true)

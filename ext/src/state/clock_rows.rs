@@ -21,6 +21,29 @@ impl State {
         }
     }
 
+    /// Applies a local write at `dbv` — the cells `writes` (clock::encode_writes) — to the
+    /// clock of a row that has one, in the statement that rewrites it, with its change log
+    /// entry; false (nothing written) if the row has none.
+    pub fn bump_clock(&self, t: &TableInfo, pk: &[u8], dbv: i64, writes: &[u8]) -> Result<bool> {
+        let key = t.key(pk)?;
+        if self.stmt(&t.sql.bump_clock)?.execute(params![key, dbv, writes])? == 0 {
+            return Ok(false);
+        }
+        self.log_write(t, &key, dbv)?;
+        Ok(true)
+    }
+
+    /// Turns the clock of a row that has one into a local delete's tombstone at `dbv` and
+    /// `seq`, with its change log entry; false (nothing written) if the row has none.
+    pub fn tomb_clock(&self, t: &TableInfo, pk: &[u8], dbv: i64, seq: i64) -> Result<bool> {
+        let key = t.key(pk)?;
+        if self.stmt(&t.sql.tomb_clock)?.execute(params![key, dbv, seq])? == 0 {
+            return Ok(false);
+        }
+        self.log_write(t, &key, dbv)?;
+        Ok(true)
+    }
+
     /// The current value of tracked column `cid` of a row (NULL without a base row).
     pub fn column_value(&self, t: &TableInfo, key: &[crate::value::Val], cid: u32) -> Result<crate::value::Val> {
         let pos = t.pos(cid).ok_or_else(|| fail(format!("wavesync: column {cid} of '{}' is gone", t.name)))?;
@@ -78,8 +101,13 @@ impl State {
 
     /// Inserts a clock for a row that had none; false (and nothing written) if it has one.
     pub fn insert_new_clock(&self, t: &TableInfo, pk: &[u8], rc: &RowClock) -> Result<bool> {
-        let (key, dbv) = (t.key(pk)?, rc.max_db_version());
-        let n = self.stmt(&t.sql.insert_clock)?.execute(params![key, rc.cl, dbv, rc.encode()])?;
+        self.insert_new_clock_blob(t, pk, rc.cl, rc.max_db_version(), &rc.encode())
+    }
+
+    /// `insert_new_clock` of an encoded clock whose newest cell is at `dbv`.
+    pub fn insert_new_clock_blob(&self, t: &TableInfo, pk: &[u8], cl: i64, dbv: i64, blob: &[u8]) -> Result<bool> {
+        let key = t.key(pk)?;
+        let n = self.stmt(&t.sql.insert_clock)?.execute(params![key, cl, dbv, blob])?;
         if n == 1 {
             self.log_write(t, &key, dbv)?;
         }
