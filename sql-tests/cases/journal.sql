@@ -66,6 +66,19 @@ INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, si
   VALUES ('k', wavesync_pack_columns('y'), 'n', 100, 1, 1, x'00000000000000000000000000000001', 1, 0);
 SELECT 'merged' AS step, n, (SELECT col_version FROM wavesync_changes WHERE "table" = 'k' AND cid = 'n' AND pk = wavesync_pack_columns('y')) AS col_version FROM k WHERE name = 'y';
 
+-- A fold inside a savepoint that is then rolled back: the entry is back in the journal,
+-- and the merge that follows folds it again first. The local write (col_version
+-- 3) beats the remote one (col_version 2), whatever its value.
+BEGIN;
+UPDATE k SET n = 5 WHERE name = 'y';
+SAVEPOINT s;
+SELECT 'folded in the savepoint' AS step, wavesync_fold() AS entries;
+ROLLBACK TO s;
+INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, site_id, cl, seq)
+  VALUES ('k', wavesync_pack_columns('y'), 'n', 99, 2, 1, x'00000000000000000000000000000002', 1, 0);
+COMMIT;
+SELECT 'local write kept' AS step, n, (SELECT col_version FROM wavesync_changes WHERE "table" = 'k' AND cid = 'n' AND pk = wavesync_pack_columns('y')) AS col_version FROM k WHERE name = 'y';
+
 -- A table of over 62 tracked columns journals its updates' columns as a blob of bits; a
 -- version past 2^31 (a peer's, taken by the Lamport rule) goes in as 16 bytes.
 CREATE TABLE wide(id INTEGER PRIMARY KEY NOT NULL, c0 INTEGER, c1 INTEGER, c2 INTEGER, c3 INTEGER, c4 INTEGER, c5 INTEGER, c6 INTEGER, c7 INTEGER, c8 INTEGER, c9 INTEGER, c10 INTEGER, c11 INTEGER, c12 INTEGER, c13 INTEGER, c14 INTEGER, c15 INTEGER, c16 INTEGER, c17 INTEGER, c18 INTEGER, c19 INTEGER, c20 INTEGER, c21 INTEGER, c22 INTEGER, c23 INTEGER, c24 INTEGER, c25 INTEGER, c26 INTEGER, c27 INTEGER, c28 INTEGER, c29 INTEGER, c30 INTEGER, c31 INTEGER, c32 INTEGER, c33 INTEGER, c34 INTEGER, c35 INTEGER, c36 INTEGER, c37 INTEGER, c38 INTEGER, c39 INTEGER, c40 INTEGER, c41 INTEGER, c42 INTEGER, c43 INTEGER, c44 INTEGER, c45 INTEGER, c46 INTEGER, c47 INTEGER, c48 INTEGER, c49 INTEGER, c50 INTEGER, c51 INTEGER, c52 INTEGER, c53 INTEGER, c54 INTEGER, c55 INTEGER, c56 INTEGER, c57 INTEGER, c58 INTEGER, c59 INTEGER, c60 INTEGER, c61 INTEGER, c62 INTEGER, c63 INTEGER, c64 INTEGER, c65 INTEGER, c66 INTEGER, c67 INTEGER, c68 INTEGER, c69 INTEGER);
@@ -76,7 +89,7 @@ INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, si
 UPDATE wide SET c3 = 3, c69 = 69 WHERE id = 1;
 SELECT 'journal' AS step, tbl, typeof(vs) AS vs, quote(op) AS op FROM wavesync_journal ORDER BY id;
 SELECT 'db_version' AS step, wavesync_db_version() AS v;
-SELECT cid, col_version, db_version, seq FROM wavesync_changes WHERE "table" = 'wide' AND db_version > 9 ORDER BY seq;
+SELECT cid, col_version, db_version, seq FROM wavesync_changes WHERE "table" = 'wide' AND col_version = 2 ORDER BY seq;
 
 -- A connection that cannot write cannot fold: a read says so and changes nothing.
 UPDATE t SET a = 'four' WHERE id = 4;                                 -- version 9

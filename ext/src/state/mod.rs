@@ -249,6 +249,11 @@ impl Shared {
             }
             st.seen_savepoint_rollbacks = savepoint_rollbacks;
         }
+        // The journal was found empty by something else, perhaps before a ROLLBACK TO that
+        // no hook reports put entries back: the first merge after it looks again.
+        if !st.via_changes_table {
+            st.journal_clean = false;
+        }
         st.via_changes_table = true;
         Ok(st)
     }
