@@ -1,21 +1,23 @@
 //! The journal of local writes. The triggers of a delete_wins table do not touch its clock
 //! row: each written row appends one entry to `wavesync_journal` — the table, the key, the
-//! transaction's db_version and the first seq the write takes (`vs`, one value), and what it
-//! was (`op`: an insert, a delete, or the columns an update changed). An append at the end of one B-tree is the
-//! least a recorder built on triggers pays; the clock row's seek and rewrite move out of
-//! the writer's statement into `fold`.
+//! transaction's db_version and the first seq the write takes (`vs`, one value), and what
+//! it was (`op`: an insert, a delete, or the columns an update changed). An append at the
+//! end of one B-tree is the least a recorder built on triggers pays; the clock row's seek
+//! and rewrite move out of the writer's statement into `fold`.
 //!
 //! `fold` applies the entries to the clock rows in journal order, through the same
 //! `local.rs` functions the triggers used to call, at the version and seqs each entry took:
 //! the clocks and change log come out exactly as if the triggers had written them. It runs
 //! before anything reads or writes clock rows (a read of wavesync_changes, a merge, every
-//! local write that is not journaled, compaction, alters; `State::lock_folded`), so no
-//! reader ever sees the clocks without the journal.
+//! local write that is not journaled, compaction, alters: `lock`), so no reader ever sees
+//! the clocks without the journal.
 //!
 //! Seqs are handed out when the trigger fires. Only an insert can need another count than
 //! it took: a re-insert after a delete also writes the sentinel (one seq more), an
 //! `INSERT OR REPLACE` of a key-only row nothing. `fold` then moves the seqs of the later
-//! entries of that version by the difference, and the open transaction's counter with them.
+//! entries of that version up by what it took more, and the open transaction's counter
+//! with them; never down (what it took less stays a gap), so no fold, even of entries a
+//! rolled-back fold already moved once, can give two writes of a version one seq.
 
 use crate::error::{fail, Result};
 use crate::local;
@@ -32,13 +34,37 @@ pub const MASK_BITS: usize = 62;
 /// Locks the state for a use that reads or writes clock rows: with the journal folded.
 pub fn lock(sh: &Shared) -> Result<Locked<'_>> {
     let mut st = sh.lock()?;
-    fold_atomically(&mut st)?;
+    fold_atomically(&mut st).map_err(explain_busy)?;
     Ok(st)
 }
 
-/// `fold` as one unit. Inside a read statement (`SELECT wavesync_...()`, a read of
-/// wavesync_changes) each write would commit on its own, so it takes a savepoint; inside a
-/// write statement SQLite refuses one, and that statement is itself all or nothing.
+/// A fold that could not take the write lock. SQLite waits for it (the busy timeout) only
+/// when the statement holds no read transaction yet: a function called alone waits, but a
+/// read of wavesync_changes has its snapshot before the fold starts, and fails at once while
+/// another connection writes (or has written since). Still SQLITE_BUSY, so callers retry;
+/// `SELECT wavesync_fold()` before the read waits instead.
+fn explain_busy(e: rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(code.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            rusqlite::Error::SqliteFailure(
+                code,
+                Some("wavesync: local writes wait in wavesync_journal and another connection is writing, so this statement cannot fold them first; retry, or run SELECT wavesync_fold() (which waits for the lock) before it".into()),
+            )
+        }
+        e => e,
+    }
+}
+
+/// `fold` as one unit, whatever statement it runs in:
+/// - inside a write statement (a merge's `INSERT ... SELECT FROM wavesync_changes`), SQLite
+///   refuses a savepoint; that statement holds the write lock and is all or nothing itself;
+/// - inside an open transaction, a savepoint;
+/// - otherwise (`SELECT wavesync_...()`, a read of wavesync_changes, where each write would
+///   commit on its own) a transaction of its own that takes the write lock first (waiting
+///   as the busy timeout says): one that read the journal first could not write once
+///   another connection committed (SQLITE_BUSY_SNAPSHOT, which no waiting cures).
 pub fn fold_atomically(st: &mut State) -> Result<usize> {
     if !pending(st)? {
         return Ok(0);
@@ -46,17 +72,17 @@ pub fn fold_atomically(st: &mut State) -> Result<usize> {
     if st.conn.execute_batch("SAVEPOINT wavesync_fold").is_err() {
         return fold(st);
     }
-    match fold(st) {
-        Ok(n) => {
-            st.conn.execute_batch("RELEASE wavesync_fold")?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = st.conn.execute_batch("ROLLBACK TO wavesync_fold; RELEASE wavesync_fold");
-            st.journal_clean = false;
-            Err(e)
-        }
+    st.conn.execute_batch("RELEASE wavesync_fold")?;
+    if !st.conn.is_autocommit() {
+        return st.atomically(fold);
     }
+    st.conn.execute_batch("BEGIN IMMEDIATE")?;
+    let folded = fold(st).and_then(|n| st.conn.execute_batch("COMMIT").map(|_| n));
+    if folded.is_err() && !st.conn.is_autocommit() {
+        let _ = st.conn.execute_batch("ROLLBACK");
+        st.journal_clean = false;
+    }
+    folded
 }
 
 /// The `op` of an update that changed the columns flagged.
@@ -171,7 +197,7 @@ fn fold_pages(st: &mut State) -> Result<(usize, i64, i64)> {
                 _ => local::after_update(st, &t, &pk, &pk, &changed_columns(op, t.cols.len())?)?,
             }
             let used = st.tx.as_ref().map_or(start, |tx| tx.seq) - start;
-            shift += used - seqs_taken(op, t.cols.len());
+            shift += (used - seqs_taken(op, t.cols.len())).max(0);
         }
         n += page.len();
     }

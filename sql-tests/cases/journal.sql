@@ -79,6 +79,23 @@ INSERT INTO wavesync_changes ("table", pk, cid, val, col_version, db_version, si
 COMMIT;
 SELECT 'local write kept' AS step, n, (SELECT col_version FROM wavesync_changes WHERE "table" = 'k' AND cid = 'n' AND pk = wavesync_pack_columns('y')) AS col_version FROM k WHERE name = 'y';
 
+-- An INSERT OR REPLACE over a live row of a key-only table writes no cell: its seq stays a
+-- gap, even when a fold that counted it was rolled back and the writes after it fold
+-- again (every seq of the version once).
+CREATE TABLE kt(k TEXT PRIMARY KEY NOT NULL);
+SELECT wavesync_as_crr('kt');
+INSERT INTO kt VALUES ('a');
+BEGIN;
+INSERT OR REPLACE INTO kt VALUES ('a');
+INSERT INTO kt VALUES ('b');
+SAVEPOINT s2;
+SELECT 'folded in the savepoint' AS step, wavesync_fold() AS entries;
+ROLLBACK TO s2;
+INSERT INTO kt VALUES ('c');
+COMMIT;
+SELECT 'key-only' AS step, count(*) AS cells, count(DISTINCT seq) AS seqs FROM wavesync_changes
+ WHERE db_version = (SELECT max(db_version) FROM wavesync_changes WHERE "table" = 'kt');
+
 -- A table of over 62 tracked columns journals its updates' columns as a blob of bits; a
 -- version past 2^31 (a peer's, taken by the Lamport rule) goes in as 16 bytes.
 CREATE TABLE wide(id INTEGER PRIMARY KEY NOT NULL, c0 INTEGER, c1 INTEGER, c2 INTEGER, c3 INTEGER, c4 INTEGER, c5 INTEGER, c6 INTEGER, c7 INTEGER, c8 INTEGER, c9 INTEGER, c10 INTEGER, c11 INTEGER, c12 INTEGER, c13 INTEGER, c14 INTEGER, c15 INTEGER, c16 INTEGER, c17 INTEGER, c18 INTEGER, c19 INTEGER, c20 INTEGER, c21 INTEGER, c22 INTEGER, c23 INTEGER, c24 INTEGER, c25 INTEGER, c26 INTEGER, c27 INTEGER, c28 INTEGER, c29 INTEGER, c30 INTEGER, c31 INTEGER, c32 INTEGER, c33 INTEGER, c34 INTEGER, c35 INTEGER, c36 INTEGER, c37 INTEGER, c38 INTEGER, c39 INTEGER, c40 INTEGER, c41 INTEGER, c42 INTEGER, c43 INTEGER, c44 INTEGER, c45 INTEGER, c46 INTEGER, c47 INTEGER, c48 INTEGER, c49 INTEGER, c50 INTEGER, c51 INTEGER, c52 INTEGER, c53 INTEGER, c54 INTEGER, c55 INTEGER, c56 INTEGER, c57 INTEGER, c58 INTEGER, c59 INTEGER, c60 INTEGER, c61 INTEGER, c62 INTEGER, c63 INTEGER, c64 INTEGER, c65 INTEGER, c66 INTEGER, c67 INTEGER, c68 INTEGER, c69 INTEGER);

@@ -14,8 +14,10 @@ pub fn rows(conn: &Connection, sql: &str) -> Vec<Row> {
     stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect()).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
-/// Every change of `conn`, with its origin version.
+/// Every change of `conn`, with its origin version (the journal folded first, as
+/// `items::changes` does).
 pub fn all_changes(conn: &Connection) -> Vec<Row> {
+    conn.query_row("SELECT wavesync_fold()", [], |_| Ok(())).expect("wavesync_fold");
     rows(conn, &format!("SELECT {CHANGE_COLS} FROM wavesync_changes"))
 }
 

@@ -31,8 +31,11 @@ pub fn count(c: &Connection) -> i64 {
     c.query_row("SELECT count(*) FROM items", [], |r| r.get(0)).expect("count")
 }
 
-/// Every change, without the local db_version (which differs between replicas).
+/// Every change, without the local db_version (which differs between replicas). Folds the
+/// journal first, in a statement of its own: a daemon may be writing, and a read that had
+/// to fold could be refused as busy (ARCHITECTURE.md, "The journal").
 pub fn changes(c: &Connection) -> Vec<Vec<rusqlite::types::Value>> {
+    c.query_row("SELECT wavesync_fold()", [], |_| Ok(())).expect("wavesync_fold");
     let mut s = c
         .prepare(
             "SELECT \"table\", pk, cid, val, col_version, site_id, cl, seq, origin_version FROM wavesync_changes \
