@@ -151,8 +151,8 @@ impl<'a> Encoder<'a> {
 
 /// A local write of the cells `writes` — (cid, seq), sorted by cid — at `db_version`,
 /// applied to an encoded clock without decoding it into a `RowClock`: each written cell's
-/// col_version goes up by one (1 for a cell the clock lacks). The triggers call this for
-/// every updated row.
+/// col_version goes up by one (1 for a cell the clock lacks). The fold of an update runs
+/// it inside its statement (`wavesync_bump_cells`).
 pub fn bump_encoded(blob: &[u8], writes: &[(u32, i64)], db_version: i64) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(blob.len() + writes.len() * 6 + 8);
     let mut enc = Encoder::new(&mut out);

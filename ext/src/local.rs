@@ -40,27 +40,13 @@ fn fresh_clock_blob(st: &mut State, t: &TableInfo) -> Result<Vec<u8>> {
     clock::bump_encoded(&[], &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
 }
 
-pub fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
+fn fresh_clock(st: &mut State, t: &TableInfo) -> Result<RowClock> {
     let blob = fresh_clock_blob(st, t)?;
     RowClock::decode(1, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))
 }
 
-/// A local update, applied to the encoded clock `blob` of the row.
-pub fn bump_blob(st: &mut State, t: &TableInfo, blob: &[u8], changed: impl Fn(usize) -> bool) -> Result<Vec<u8>> {
-    let dbv = st.next_db_version(0)?;
-    let w = writes(st, t, changed)?;
-    clock::bump_encoded(blob, &w, dbv).map_err(|e| crate::error::fail(format!("wavesync: corrupt clock row: {e}")))
-}
-
-/// A local update of the columns flagged in `changed`: each one's version goes up by one.
-pub fn bump(st: &mut State, t: &TableInfo, rc: &mut RowClock, changed: &[bool]) -> Result<()> {
-    let blob = bump_blob(st, t, &rc.encode(), |i| changed[i])?;
-    *rc = RowClock::decode(rc.cl, &blob).map_err(|e| crate::error::fail(format!("wavesync: {e}")))?;
-    Ok(())
-}
-
 /// A local delete: the causal length becomes even and only the sentinel is left.
-pub fn tombstone(st: &mut State, mut rc: RowClock) -> Result<RowClock> {
+fn tombstone(st: &mut State, mut rc: RowClock) -> Result<RowClock> {
     let dbv = st.next_db_version(0)?;
     if rc.is_live() {
         rc.cl += 1;
