@@ -85,16 +85,19 @@ pub fn fold_atomically(st: &mut State) -> Result<usize> {
     folded
 }
 
-/// The `op` of an update that changed the columns flagged.
-pub fn update_op(changed: &[bool]) -> Value {
+/// The `op` of an update that changed the columns flagged; None if it changed none.
+pub fn update_op(changed: &[bool]) -> Option<Value> {
+    if !changed.contains(&true) {
+        return None;
+    }
     if changed.len() <= MASK_BITS {
-        return Value::Integer(changed.iter().enumerate().fold(0i64, |m, (i, c)| m | ((*c as i64) << i)));
+        return Some(Value::Integer(changed.iter().enumerate().fold(0i64, |m, (i, c)| m | ((*c as i64) << i))));
     }
     let mut bits = vec![0u8; changed.len().div_ceil(8)];
     for (i, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
         bits[i / 8] |= 1 << (i % 8);
     }
-    Value::Blob(bits)
+    Some(Value::Blob(bits))
 }
 
 /// The columns an update entry says changed, for a table of `ncols` tracked columns.
@@ -211,10 +214,11 @@ mod tests {
     fn update_ops_round_trip() {
         for n in [1usize, 3, 62, 63, 200] {
             let changed: Vec<bool> = (0..n).map(|i| i % 3 == 1 || i == n - 1).collect();
-            let op = update_op(&changed);
+            let op = update_op(&changed).unwrap();
             assert_eq!(changed_columns(&op, n).unwrap(), changed, "{n} columns");
             assert_eq!(seqs_taken(&op, n), changed.iter().filter(|c| **c).count() as i64);
         }
+        assert!(update_op(&[false; 3]).is_none() && update_op(&[false; 70]).is_none());
         assert!(changed_columns(&Value::Integer(0), 3).is_err());
         assert!(changed_columns(&Value::Integer(8), 3).is_err());
         assert!(changed_columns(&Value::Text("x".into()), 3).is_err());

@@ -120,12 +120,7 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             let mask = (0..ncols).filter(|&i| !same(keys + i)).fold(0i64, |m, i| m | 1 << i);
             (mask != 0).then_some(Value::Integer(mask))
         } else {
-            let mut flags = std::mem::take(&mut st.update_flags);
-            flags.clear();
-            flags.extend((keys..keys + ncols).map(|i| !same(i)));
-            let op = flags.contains(&true).then(|| journal::update_op(&flags));
-            st.update_flags = flags;
-            op
+            journal::update_op(&(keys..keys + ncols).map(|i| !same(i)).collect::<Vec<_>>())
         };
         let Some(op) = op else { return Ok(false) };
         journal_entry(&sh, &mut st, &t, op)?;
@@ -145,10 +140,8 @@ pub fn register(db: &Connection, shared: &Arc<Shared>) -> Result<()> {
             (1..ctx.len()).map(|i| int_arg(ctx, i, "wavesync_changed_masks")).collect::<Result<_>>()?;
         let flags: Vec<bool> =
             (0..ncols).map(|i| masks[i / journal::MASK_BITS] >> (i % journal::MASK_BITS) & 1 == 1).collect();
-        if !flags.contains(&true) {
-            return Ok(false);
-        }
-        journal_entry(&sh, &mut st, &t, journal::update_op(&flags))?;
+        let Some(op) = journal::update_op(&flags) else { return Ok(false) };
+        journal_entry(&sh, &mut st, &t, op)?;
         Ok(true)
     })?;
 

@@ -14,9 +14,9 @@ use rusqlite::Connection;
 /// delete_wins tables get triggers that append one entry per written row to
 /// wavesync_journal (journal.rs), folded into the clock rows later; a key change is recorded
 /// at once by one function that does it all. add_wins tables, and every table between
-/// begin_alter and commit_alter (`coarse`), use that function for every write. `coarse` makes the update trigger name no column but
-/// the key, so ALTER TABLE can drop any other column; an update then counts as a write of
-/// every tracked column.
+/// begin_alter and commit_alter (`coarse`), use that function for every write. `coarse`
+/// makes the update trigger name no column but the key, so ALTER TABLE can drop any other
+/// column; an update then counts as a write of every tracked column.
 pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) -> Result<()> {
     let name = &t.name;
     let tq = ident(name);
@@ -58,8 +58,8 @@ pub(crate) fn create_triggers(conn: &Connection, t: &TableInfo, coarse: bool) ->
     // Every UPDATE fires the update trigger (not only `UPDATE OF` the tracked columns): a
     // write to a column added without begin_alter must meet the refusal in
     // wavesync_changed, which also compares the values (in Rust: cheaper than the SQL of
-    // `differs`, and once per row).
-    // A rowid key holds only integers: SQL's IS compares it exactly, before any call.
+    // `differs`, and once per row). A rowid key holds only integers: SQL's IS compares it
+    // exactly, before any call.
     let (key_kept, keys) = match t.int_key {
         true => (format!("NEW.{k} IS OLD.{k} AND ", k = ident(&t.pks[0])), &t.pks[..0]),
         false => (String::new(), &t.pks[..]),
@@ -119,8 +119,7 @@ pub(crate) fn drop_triggers(conn: &Connection, name: &str) -> Result<()> {
 /// Remakes, as `wavesync_as_crr` would, the triggers of every CRR whose update trigger an
 /// earlier build made (run on load): one with the inexact change test of builds before
 /// `COLLATE BINARY`, or a delete_wins one from before the journal (its functions are gone).
-/// A table in the middle of an alter keeps its coarse triggers, which
-/// test nothing.
+/// A table in the middle of an alter keeps its coarse triggers, which test nothing.
 pub(crate) fn refresh_outdated(st: &mut State) -> Result<()> {
     let outdated: Vec<String> = st
         .conn

@@ -7,8 +7,8 @@ use crate::error::{fail, ident, Result};
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
-/// A journal entry's db_version and first seq (journal.rs) as one value (one accessor call and a smaller row
-/// per write): `v << 32 | seq` while both fit, else 16 bytes.
+/// A journal entry's db_version and first seq (journal.rs) as one value (one accessor call
+/// and a smaller row per write): `v << 32 | seq` while both fit, else 16 bytes.
 pub fn version_seq(v: i64, seq: i64) -> Value {
     if (0..1 << 31).contains(&v) && (0..1 << 32).contains(&seq) {
         return Value::Integer(v << 32 | seq);

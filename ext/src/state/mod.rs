@@ -152,9 +152,6 @@ pub struct State {
     /// Origin versions this transaction started applying (their later rows are not
     /// "already applied"). Only ever prevents a skip, so a rolled-back entry is harmless.
     pub versions_in_tx: HashSet<(i64, i64)>,
-    /// Which tracked columns the update being recorded changed (`wavesync_changed`).
-    /// Reused: no allocation per row.
-    pub update_flags: Vec<bool>,
     /// The vs and op of the journal entry being recorded when they are blobs
     /// (`JournalEntry::WIDE`).
     pub wide_vs: Vec<u8>,
@@ -200,7 +197,6 @@ impl Shared {
                 has_horizon: None,
                 resync: false,
                 versions_in_tx: Default::default(),
-                update_flags: Vec::new(),
                 wide_vs: Vec::new(),
                 wide_op: Vec::new(),
                 sites_added_in_tx: false,
@@ -415,7 +411,11 @@ impl State {
     }
 
     pub fn meta_exists(&self) -> Result<bool> {
-        self.stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_sites'")?.exists([])
+        self.table_exists("wavesync_sites")
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool> {
+        self.stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?1")?.exists([name])
     }
 
     /// Creates wavesync's own tables and this replica's site id if they are missing.
@@ -423,13 +423,13 @@ impl State {
         if self.site_id.is_some() {
             return Ok(());
         }
-        let newest_present = self
-            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_journal'")?
-            .exists([])?;
-        // A database of an earlier build opened read-only is read as it is.
-        let old_read_only = self.meta_exists()? && self.conn.is_readonly(rusqlite::MAIN_DB)?;
-        if !newest_present && !old_read_only {
-            self.conn.execute_batch(META_TABLES)?;
+        // wavesync_journal is the newest of wavesync's tables; a database of an earlier build
+        // opened read-only is read as it is.
+        if !self.table_exists("wavesync_journal")? {
+            let earlier_read_only = self.meta_exists()? && self.conn.is_readonly(rusqlite::MAIN_DB)?;
+            if !earlier_read_only {
+                self.conn.execute_batch(META_TABLES)?;
+            }
         }
         let existing: Option<Vec<u8>> =
             self.stmt("SELECT site_id FROM wavesync_sites WHERE ord = 0")?.query_row([], |r| r.get(0)).optional()?;
@@ -466,10 +466,7 @@ impl State {
             self.ords.clear();
         }
         self.meta_present = self.meta_exists()?;
-        let journal_present = self
-            .stmt("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'wavesync_journal'")?
-            .exists([])?;
-        self.journal_present = journal_present;
+        self.journal_present = self.table_exists("wavesync_journal")?;
         if self.meta_present {
             for t in TableInfo::load_all(&self.conn)? {
                 self.tables.insert(t.name.to_lowercase(), Arc::new(t));
